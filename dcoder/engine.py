@@ -1,0 +1,52 @@
+"""A loaded model ready to infill: tokenizer, special tokens and a backend that computes logits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dcoder.config import SpecialTokens
+from dcoder.errors import DcoderError
+from dcoder.sampler import Backend
+from dcoder.tokenizer import Tokenizer
+
+
+@dataclass
+class Engine:
+    tokenizer: Tokenizer
+    tokens: SpecialTokens
+    backend: Backend
+    shift: bool
+    max_context: int
+    vocab_size: int
+    description: str
+
+    @property
+    def lead(self) -> int | None:
+        """Token put before the document: BOS when declared; a shifted model needs one anyway."""
+        if self.tokens.bos is not None:
+            return self.tokens.bos
+        return self.tokens.eos if self.shift else None
+
+
+def load_engine(path: str | Path, device: str = "cpu", dtype: str = "fp32") -> Engine:
+    """Load a raw Hugging Face checkpoint folder with the PyTorch backend."""
+    folder = Path(path)
+    if (folder / "manifest.json").exists():
+        raise DcoderError(f"{folder} is an exported model; the ONNX runtime is not available in this version")
+    from dcoder.checkpoint import open_checkpoint
+    from dcoder.torch_backend import TorchBackend, load_model, require_torch
+
+    require_torch()
+    ckpt = open_checkpoint(folder)
+    model = load_model(ckpt, dtype)
+    cfg = ckpt.config
+    return Engine(
+        tokenizer=ckpt.tokenizer(),
+        tokens=ckpt.tokens,
+        backend=TorchBackend(model, cfg.shift_logits, device),
+        shift=cfg.shift_logits,
+        max_context=cfg.max_position_embeddings,
+        vocab_size=cfg.vocab_size,
+        description=f"{folder.name} ({cfg.model_type}, torch/{device})",
+    )

@@ -1,0 +1,182 @@
+"""The engine's façade: fill or rewrite character ranges of a document, get edits back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from dcoder.config import SamplerConfig
+from dcoder.engine import Engine
+from dcoder.errors import DcoderError
+from dcoder.sampler import StepState, denoise, log_softmax
+from dcoder.spans import Layout, Span, build_layout, default_budget, preview_text, span_text
+
+
+@dataclass(frozen=True)
+class InfillOptions:
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
+    exact_length: int | None = None  # exactly this many tokens per span, no early end
+    max_context: int | None = None  # tokens of document the model sees; None: the model's limit
+    candidates: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise DcoderError("--max-tokens must be at least 1")
+        if self.exact_length is not None and self.exact_length < 1:
+            raise DcoderError("--exact-length must be at least 1")
+        if self.candidates < 1:
+            raise DcoderError("--candidates must be at least 1")
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: int
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Passed to the per-step callback: each span's partially resolved text."""
+
+    step: int
+    forward_passes: int
+    previews: tuple[str, ...]
+    ranges: tuple[tuple[int, int], ...]
+    masked_left: int
+
+
+@dataclass(frozen=True)
+class InfillResult:
+    text: str
+    edits: tuple[Edit, ...]
+    forward_passes: int
+    steps: int
+    cancelled: bool
+    score: float  # mean log-probability of the generated tokens
+    generated_tokens: int
+
+
+OnProgress = Callable[[Progress], bool | None]
+
+
+def apply_edits(text: str, edits: tuple[Edit, ...] | list[Edit]) -> str:
+    out, pos = [], 0
+    for e in sorted(edits, key=lambda e: e.start):
+        out.append(text[pos:e.start])
+        out.append(e.text)
+        pos = e.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _layout(engine: Engine, text: str, spans: list[Span], options: InfillOptions) -> Layout:
+    max_len = min(engine.max_context, options.max_context or engine.max_context)
+    return build_layout(text, spans, engine.tokenizer, engine.tokens, max_len, engine.lead)
+
+
+def _budget(engine: Engine, text: str, start: int, end: int, options: InfillOptions) -> int:
+    if options.exact_length is not None:
+        return options.exact_length
+    if options.max_tokens is not None:
+        return options.max_tokens
+    return default_budget(text, start, end, engine.tokenizer)
+
+
+def _progress_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None):
+    if on_progress is None:
+        return None
+    ranges = tuple((s.start, s.end) for s in layout.spans)
+
+    def on_step(state: StepState) -> bool | None:
+        row = state.ids[0]
+        previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in layout.slots)
+        return on_progress(Progress(state.step, state.forward_passes, previews, ranges, int(state.masked[0].sum())))
+
+    return on_step
+
+
+def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: InfillOptions,
+         on_progress: OnProgress | None, extra_passes: int = 0) -> InfillResult:
+    batch = np.repeat(ids[None], options.candidates, axis=0)
+    suppress = tuple(engine.tokens.stripped) if options.exact_length is not None else ()
+    result = denoise(batch, engine.backend, options.sampler, engine.tokens.mask,
+                     _progress_callback(engine, layout, on_progress), suppress)
+    generated = batch == engine.tokens.mask
+    counts = np.maximum(generated.sum(axis=1), 1)
+    scores = (result.logprobs * generated).sum(axis=1) / counts
+    best = int(np.argmax(scores))
+    row = result.ids[best]
+    edits = tuple(
+        Edit(span.start, span.end, span_text(row, slot, engine.tokenizer, engine.tokens))
+        for span, slot in zip(layout.spans, layout.slots)
+    )
+    return InfillResult(
+        text=apply_edits(text, edits),
+        edits=edits,
+        forward_passes=result.forward_passes + extra_passes,
+        steps=result.steps,
+        cancelled=result.cancelled,
+        score=float(scores[best]),
+        generated_tokens=int(generated[best].sum()),
+    )
+
+
+def infill(engine: Engine, text: str, ranges: list[tuple[int, int]], options: InfillOptions | None = None,
+           on_progress: OnProgress | None = None) -> InfillResult:
+    """Replace each character range [start, end) of ``text`` with generated code, all in one run."""
+    options = options or InfillOptions()
+    if not ranges:
+        raise DcoderError("nothing to fill: no range, cursor or <|mask|> hole given")
+    spans = [Span(a, b, _budget(engine, text, a, b, options)) for a, b in ranges]
+    layout = _layout(engine, text, spans, options)
+    return _run(engine, text, layout, layout.ids, options, on_progress)
+
+
+def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], groups: int = 4) -> np.ndarray:
+    """Log-probability the model gives each token of ``slot`` when that token is hidden.
+
+    Tokens are hidden in ``groups`` interleaved sets (one batch row each), so a token is scored
+    with most of its neighbours visible, in a single batched forward pass.
+    """
+    a, b = slot
+    n = b - a
+    groups = max(1, min(groups, n))
+    batch = np.repeat(ids[None], groups, axis=0)
+    offsets = np.arange(n)
+    for g in range(groups):
+        batch[g, a + offsets[offsets % groups == g]] = engine.tokens.mask
+    logits = engine.backend.predict(batch, a, b, 0)
+    logp = log_softmax(np.asarray(logits, dtype=np.float32))
+    rows = offsets % groups
+    return logp[rows, offsets, ids[a:b]]
+
+
+def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOptions | None = None,
+           min_confidence: float | None = None, on_progress: OnProgress | None = None) -> InfillResult:
+    """Regenerate ``text[start:end]`` conditioned on everything else.
+
+    With ``min_confidence``, only the tokens the model finds unlikely (probability below it)
+    are re-masked and resolved again, so confident code is kept as it is.
+    """
+    options = options or InfillOptions()
+    start, end = span
+    if min_confidence is None:
+        return infill(engine, text, [span], options, on_progress)
+    if not 0 < min_confidence <= 1:
+        raise DcoderError("--min-confidence must be in (0, 1]")
+    original = tuple(engine.tokenizer.encode(text[start:end]))
+    if not original:
+        return infill(engine, text, [span], options, on_progress)
+    layout = _layout(engine, text, [Span(start, end, len(original), fill=original)], options)
+    slot = layout.slots[0]
+    logp = token_logprobs(engine, layout.ids, slot)
+    weak = np.exp(logp) < min_confidence
+    if not weak.any():
+        return InfillResult(text, (), 1, 0, False, float(logp.mean()), 0)
+    ids = layout.ids.copy()
+    ids[slot[0]:slot[1]][weak] = engine.tokens.mask
+    return _run(engine, text, layout, ids, options, on_progress, extra_passes=1)

@@ -1,0 +1,49 @@
+"""The checkpoint's tokenizer (``tokenizer.json`` through the ``tokenizers`` library)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dcoder.errors import DcoderError
+
+# Names checkpoints use for the tokens the engine needs, in order of preference.
+MASK_NAMES = ("<|mask|>", "<mask>", "[MASK]")
+SPAN_PAD_NAMES = ("<|dlm_pad|>", "<|pad|>", "<pad>")
+EOS_NAMES = ("<|endoftext|>", "</s>", "<|end_of_text|>")
+
+
+class Tokenizer:
+    def __init__(self, path: Path):
+        from tokenizers import Tokenizer as HFTokenizer
+
+        try:
+            self._tok = HFTokenizer.from_file(str(path))
+        except FileNotFoundError:
+            raise DcoderError(f"tokenizer.json not found: {path}") from None
+        except Exception as exc:  # the Rust library raises plain Exceptions for bad files
+            raise DcoderError(f"tokenizer.json could not be read: {path} ({str(exc).splitlines()[0][:120]})") from None
+        self.path = path
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added; decode() gives the text back."""
+        return self._tok.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._tok.encode_batch(texts, add_special_tokens=False)]
+
+    def decode(self, ids: list[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=False)
+
+    def token_id(self, name: str) -> int | None:
+        return self._tok.token_to_id(name)
+
+    def first_token_id(self, names: tuple[str, ...]) -> int | None:
+        for name in names:
+            tid = self.token_id(name)
+            if tid is not None:
+                return tid
+        return None
+
+    @property
+    def vocab_size(self) -> int:
+        return self._tok.get_vocab_size(with_added_tokens=True)

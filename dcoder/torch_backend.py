@@ -1,0 +1,83 @@
+"""Run a checkpoint with PyTorch: for training, export, parity tests and un-exported checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dcoder.checkpoint import Checkpoint
+from dcoder.errors import DcoderError
+from dcoder.sampler import shifted_window
+
+try:
+    import torch
+except ImportError:  # the runtime path works without torch; only this backend needs it
+    torch = None
+
+DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+
+def require_torch():
+    if torch is None:
+        raise DcoderError(
+            "this model folder is a raw checkpoint, which needs PyTorch: pip install 'dcoder-diffusion[torch]', "
+            "or export it first with `dcoder export`"
+        )
+    return torch
+
+
+def load_state_dict(ckpt: Checkpoint, dtype: str = "fp32") -> dict:
+    require_torch()
+    from safetensors import SafetensorError, safe_open
+
+    target = getattr(torch, DTYPES[dtype])
+    state = {}
+    for f in ckpt.weight_files:
+        try:
+            with safe_open(str(f), framework="pt") as fh:
+                for name in fh.keys():
+                    state[name] = fh.get_tensor(name).to(target)
+        except (SafetensorError, OSError, RuntimeError) as exc:
+            raise DcoderError(f"corrupt safetensors file {f.name}: {str(exc).splitlines()[0][:120]}") from None
+    return state
+
+
+def load_model(ckpt: Checkpoint, dtype: str = "fp32"):
+    """The model with the checkpoint's weights, built without a throwaway random init."""
+    require_torch()
+    from dcoder.model import DiffusionLM
+
+    state = load_state_dict(ckpt, dtype)
+    with torch.device("meta"):
+        model = DiffusionLM(ckpt.config)
+    expected = model.state_dict()
+    if ckpt.config.tie_word_embeddings:
+        expected.pop("lm_head.weight", None)
+        state.pop("lm_head.weight", None)
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise DcoderError(f"checkpoint {ckpt.path} lacks weight {missing[0]} ({len(missing)} missing)")
+    for k, v in expected.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise DcoderError(f"weight {k} has shape {tuple(state[k].shape)}, config expects {tuple(v.shape)}")
+    model.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
+    if ckpt.config.tie_word_embeddings:
+        model.lm_head.weight = model.model.embed_tokens.weight
+    return model.eval()
+
+
+class TorchBackend:
+    """Full forward pass at every step (no cache); the reference the ONNX runtime is checked against."""
+
+    name = "torch"
+
+    def __init__(self, model, shift: bool, device: str = "cpu"):
+        self.model = model.to(device)
+        self.shift = shift
+        self.device = device
+
+    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(self.device)
+            logits = self.model(x)
+            a, b = shifted_window(lo, hi, self.shift)
+            return logits[:, a:b].float().cpu().numpy()

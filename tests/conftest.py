@@ -1,0 +1,68 @@
+"""Tiny random checkpoints in Hugging Face layout, written once per test session."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dcoder.config import ModelConfig
+from dcoder.synthetic import train_tokenizer, write_random_checkpoint
+
+SAMPLE = textwrap.dedent('''\
+    def add(a, b):
+        """Return the sum."""
+        return a + b
+
+
+    class Counter:
+        def __init__(self, start=0):
+            self.value = start
+
+        def step(self, by=1):
+            self.value += by
+            return self.value
+''')
+
+
+def tiny_config(vocab_size: int, **over) -> ModelConfig:
+    base = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                rope_theta=10000.0, model_type="Dream", shift_logits=True)
+    base.update(over)
+    return ModelConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tokenizer_json(tmp_path_factory) -> Path:
+    import argparse, difflib, json as js
+    texts = [inspect.getsource(m) for m in (argparse, difflib, js)] + [SAMPLE]
+    return train_tokenizer(texts, 600, tmp_path_factory.mktemp("tok"))
+
+
+def _vocab(tokenizer_json: Path) -> int:
+    from tokenizers import Tokenizer
+    return Tokenizer.from_file(str(tokenizer_json)).get_vocab_size(with_added_tokens=True)
+
+
+@pytest.fixture(scope="session")
+def dream_ckpt(tmp_path_factory, tokenizer_json) -> Path:
+    """Dream-style: logits shifted by one, untied head, one safetensors file."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("dream"), tiny_config(_vocab(tokenizer_json)), tokenizer_json)
+
+
+@pytest.fixture(scope="session")
+def llada_ckpt(tmp_path_factory, tokenizer_json) -> Path:
+    """LLaDA-style prediction in place, tied embeddings, sharded weights."""
+    cfg = tiny_config(_vocab(tokenizer_json), model_type="qwen2", shift_logits=False, tie_word_embeddings=True)
+    return write_random_checkpoint(tmp_path_factory.mktemp("llada"), cfg, tokenizer_json, seed=1, sharded=True)
+
+
+@pytest.fixture()
+def sample_file(tmp_path) -> Path:
+    p = tmp_path / "sample.py"
+    p.write_text(SAMPLE, encoding="utf-8")
+    return p
