@@ -1,0 +1,5 @@
+import sys
+
+from dcoder.cli import main
+
+sys.exit(main())
