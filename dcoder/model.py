@@ -127,11 +127,14 @@ class DiffusionLM(nn.Module):
         positions: torch.Tensor | None = None,
         cache: list[KV] | None = None,
         return_cache: bool = False,
+        window: tuple[int, int] | None = None,
     ):
         """Logits (B, T, V) for ``ids`` (B, T); ``positions`` default to 0..T-1.
 
         ``cache`` holds per-layer (keys, values) of other tokens of the same sequences that
         ``ids`` attend to; with ``return_cache`` the keys/values of ``ids`` come back too.
+        ``window`` = (a, b) computes logits for positions a..b-1 only: the LM head is the
+        costliest matmul for large vocabularies, and the sampler needs only the span.
         """
         b, t = ids.shape
         if positions is None:
@@ -142,6 +145,8 @@ class DiffusionLM(nn.Module):
         for i, layer in enumerate(self.model.layers):
             x, kv = layer(x, cos, sin, cache[i] if cache is not None else None)
             new_cache.append(kv)
+        if window is not None:
+            x = x[:, window[0]:window[1]]
         logits = self.lm_head(self.model.norm(x))
         return (logits, new_cache) if return_cache else logits
 

@@ -78,6 +78,5 @@ class TorchBackend:
     def predict(self, ids: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(self.device)
-            logits = self.model(x)
-            a, b = shifted_window(lo, hi, self.shift)
-            return logits[:, a:b].float().cpu().numpy()
+            logits = self.model(x, window=shifted_window(lo, hi, self.shift))
+            return logits.float().cpu().numpy()
