@@ -29,11 +29,21 @@ class Engine:
         return self.tokens.eos if self.shift else None
 
 
-def load_engine(path: str | Path, device: str = "cpu", dtype: str = "fp32") -> Engine:
-    """Load a raw Hugging Face checkpoint folder with the PyTorch backend."""
+def load_engine(path: str | Path, device: str | None = None, dtype: str = "fp32", cache_refresh: int = 0) -> Engine:
+    """Load an exported folder (manifest.json) with onnxruntime, or a raw checkpoint with PyTorch.
+
+    ``device``: auto (default), cpu, cuda, or tensorrt (exported folders only). ``dtype``
+    applies to raw checkpoints (an exported folder has its own); ``cache_refresh`` to
+    exported folders (see dcoder.runtime.RuntimeOptions).
+    """
     folder = Path(path)
     if (folder / "manifest.json").exists():
-        raise DcoderError(f"{folder} is an exported model; the ONNX runtime is not available in this version")
+        from dcoder.runtime import RuntimeOptions, load_exported
+
+        return load_exported(folder, RuntimeOptions(provider=device or "auto", cache_refresh=cache_refresh))
+    if device == "tensorrt":
+        raise DcoderError("provider tensorrt needs an exported model folder (dcoder export)")
+    device = "cpu" if device in (None, "auto") else device
     from dcoder.checkpoint import open_checkpoint
     from dcoder.torch_backend import TorchBackend, load_model, require_torch
 

@@ -66,3 +66,19 @@ def sample_file(tmp_path) -> Path:
     p = tmp_path / "sample.py"
     p.write_text(SAMPLE, encoding="utf-8")
     return p
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, dream_ckpt, llada_ckpt):
+    """exported("dream" | "llada", dtype) -> that checkpoint's ONNX folder, exported once per session."""
+    from dcoder.export import export
+
+    ckpts = {"dream": dream_ckpt, "llada": llada_ckpt}
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(name: str, dtype: str = "fp32") -> Path:
+        if (name, dtype) not in made:
+            made[name, dtype] = export(ckpts[name], tmp_path_factory.mktemp("onnx") / f"{name}-{dtype}", dtype)
+        return made[name, dtype]
+
+    return get

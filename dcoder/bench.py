@@ -1,0 +1,202 @@
+"""``dcoder bench``: speed of an exported model, measured in one run, as one JSON object.
+
+Figures are medians over ``repeats`` timed runs after one warm-up run:
+- ``full_pass_ms``: the ``full`` graph over context + span tokens (2,048 + 32 by default);
+- ``cached_step_ms``: one ``step`` pass over the span against the cached context;
+- ``ort_vs_torch``: PyTorch eager time / onnxruntime time for the same full pass (needs torch
+  and the source checkpoint);
+- ``infill_latency_ms_p50`` / ``_p95``: a 32-token infill in a real Python file of about
+  2,000 tokens, end to end (text in, edits out), with threshold decoding;
+- ``tokens_per_forward`` and ``tokens_per_second`` of that infill.
+
+``--synthetic SHAPE`` makes a random checkpoint of a known model's shape and exports it first;
+``--export-memory`` only exports it, in a child process, and reports that process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dcoder.config import ModelConfig, SamplerConfig
+from dcoder.errors import DcoderError
+
+# Random checkpoints with the shapes of real models (vocabulary sizes included).
+SHAPES = {
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2),
+    "small": dict(hidden_size=512, intermediate_size=1536, num_hidden_layers=6, num_attention_heads=8,
+                  num_key_value_heads=2),
+    "qwen2.5-1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                         num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
+    "diffucoder-7b": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
+                          num_attention_heads=28, num_key_value_heads=4),
+}
+
+
+def real_python_source(tokenizer, n_tokens: int) -> str:
+    """The first lines of a real Python file (the standard library's argparse) that make at
+    least ``n_tokens`` tokens."""
+    import argparse
+
+    lines = inspect.getsource(argparse).splitlines(keepends=True)
+    for end in range(50, len(lines) + 50, 50):
+        text = "".join(lines[:end])
+        if len(tokenizer.encode(text)) >= n_tokens:
+            return text
+    raise DcoderError(f"the benchmark file has fewer than {n_tokens} tokens with this tokenizer")
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def torch_full_pass_ms(checkpoint: Path, ids: np.ndarray, threads: int, repeats: int) -> float:
+    import torch
+
+    from dcoder.checkpoint import open_checkpoint
+    from dcoder.torch_backend import load_model
+
+    torch.set_num_threads(threads)
+    model = load_model(open_checkpoint(checkpoint))
+    x = torch.from_numpy(ids)
+
+    def run():
+        with torch.inference_mode():
+            model(x)
+
+    return median_ms(run, repeats)
+
+
+def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span: int = 32, repeats: int = 5,
+          threshold: float = 0.9, cache_refresh: int = 0, provider: str = "auto", threads: int | None = None) -> dict:
+    from dcoder.infill import InfillOptions, infill
+    from dcoder.runtime import RuntimeOptions, default_threads, load_exported
+
+    threads = threads or default_threads()
+    engine = load_exported(model, RuntimeOptions(provider=provider, threads=threads, cache_refresh=cache_refresh))
+    backend = engine.backend
+    text = real_python_source(engine.tokenizer, context + span)
+    ids = np.array(engine.tokenizer.encode(text)[:context + span], dtype=np.int64)
+    lo = context // 2
+    ids[lo:lo + span] = engine.tokens.mask
+    ids = ids[None]
+    out = {"model": str(model), "provider": backend.provider, "dtype": backend.manifest.dtype,
+           "threads": threads, "context_tokens": context, "span_tokens": span, "repeats": repeats}
+
+    out["full_pass_ms"] = median_ms(lambda: backend.full(ids), repeats)
+    backend.predict(ids, lo, lo + span, 0)
+    step = iter(range(1, 1 << 30))
+    out["cached_step_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, next(step)), repeats)
+    out["encode_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, 0), repeats)
+    out["cached_step_speedup"] = out["full_pass_ms"] / out["cached_step_ms"]
+
+    source = checkpoint or Path(backend.manifest.source.get("path", ""))
+    out["ort_vs_torch"] = None
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        out["ort_vs_torch_note"] = "PyTorch is not installed"
+    else:
+        if source.is_dir():
+            out["torch_full_pass_ms"] = torch_full_pass_ms(source, ids, threads, repeats)
+            out["ort_vs_torch"] = out["torch_full_pass_ms"] / out["full_pass_ms"]
+        else:
+            out["ort_vs_torch_note"] = f"source checkpoint {source} not found (give --checkpoint)"
+
+    # infill: cursor at the start of a line in the middle of the file
+    cursor = text.index("\n", len(text) // 2) + 1
+    options = InfillOptions(sampler=SamplerConfig(threshold=threshold), exact_length=span, max_context=context + span)
+    latencies, passes = [], []
+    infill(engine, text, [(cursor, cursor)], options)
+    for _ in range(repeats):
+        t = time.perf_counter()
+        result = infill(engine, text, [(cursor, cursor)], options)
+        latencies.append((time.perf_counter() - t) * 1000)
+        passes.append(result.forward_passes)
+    out["threshold"] = threshold
+    out["cache_refresh"] = cache_refresh
+    out["infill_context_tokens"] = min(engine.max_context, context + span)
+    out["infill_latency_ms_p50"] = float(np.percentile(latencies, 50))
+    out["infill_latency_ms_p95"] = float(np.percentile(latencies, 95))
+    out["tokens_per_forward"] = span / statistics.median(passes)
+    out["tokens_per_second"] = span / (out["infill_latency_ms_p50"] / 1000)
+    return out
+
+
+def make_synthetic(shape: str, folder: Path, dtype: str = "float32", max_context: int = 4096) -> Path:
+    """A random checkpoint of the given shape, written shard by shard."""
+    import argparse
+    import difflib
+
+    from dcoder.synthetic import train_tokenizer, write_random_checkpoint
+
+    if shape not in SHAPES:
+        raise DcoderError(f"unknown --synthetic shape {shape!r} (choose from {', '.join(SHAPES)})")
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = train_tokenizer([inspect.getsource(m) for m in (argparse, difflib, json)], 1000, folder)
+    from tokenizers import Tokenizer
+
+    dims = {"vocab_size": Tokenizer.from_file(str(tok)).get_vocab_size(with_added_tokens=True), **SHAPES[shape]}
+    config = ModelConfig(max_position_embeddings=max_context, model_type="Dream", shift_logits=True,
+                         rope_theta=1_000_000.0, **dims)
+    return write_random_checkpoint(folder / "checkpoint", config, tok, dtype=dtype, sharded=True)
+
+
+def export_peak_rss(checkpoint: Path, out: Path, dtype: str) -> dict:
+    """Export in a child process; its peak resident memory is what ``dcoder export`` needs."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "export", str(checkpoint), str(out), "--dtype", dtype],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise DcoderError(f"export failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    weights = sum(f.stat().st_size for f in checkpoint.glob("*.safetensors"))
+    params = json.loads((out / "manifest.json").read_text())["model"]["parameters"]
+    return {"parameters": params, "checkpoint_bytes": weights, "dtype": dtype,
+            "export_peak_rss_mib": round(peak_kib / 1024, 1), "export_seconds": round(time.perf_counter() - start, 1)}
+
+
+def run(args) -> dict:
+    """The ``dcoder bench`` command's work (see cli.py for the options)."""
+    if args.synthetic:
+        work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="dcoder-bench-"))
+        # big shapes are written in float16, as real checkpoints ship in 16 bits
+        ckpt = make_synthetic(args.synthetic, work, "float32" if args.synthetic in ("tiny", "small") else "float16")
+        model = work / f"onnx-{args.dtype}"
+        if args.export_memory:
+            return {"synthetic": args.synthetic, **export_peak_rss(ckpt, model, args.dtype)}
+        from dcoder.export import export
+
+        export(ckpt, model, args.dtype)
+        checkpoint = ckpt
+    else:
+        if args.export_memory:
+            raise DcoderError("--export-memory needs --synthetic SHAPE")
+        model = Path(args.model) if args.model else None
+        checkpoint = Path(args.checkpoint) if args.checkpoint else None
+        if model is None:
+            from dcoder.cli import BUILTIN_MODEL
+
+            if not (BUILTIN_MODEL / "manifest.json").exists():
+                raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
+            model = BUILTIN_MODEL
+        if not (model / "manifest.json").exists():
+            raise DcoderError(f"{model} is not an exported model folder (make one with `dcoder export`)")
+    return bench(model, checkpoint, args.context, args.span, args.repeats, args.threshold, args.cache_refresh,
+                 args.provider, args.threads)

@@ -1,0 +1,302 @@
+"""Run an exported model folder with onnxruntime: the editor's path, with no PyTorch.
+
+The backend caches the context: at the first forward pass of a run (and every
+``cache_refresh`` passes after it) the ``encode`` graph runs the whole sequence, returning the
+span's logits and the keys/values of every token outside the span (prefix and suffix alike).
+The other passes run the ``step`` graph on the span alone against that cache. Context
+keys/values were computed while the span was still masked, so with a cache that is never
+refreshed the logits are an approximation; refreshing at every pass gives the full result.
+
+The CUDA provider is used when onnxruntime has it and an NVIDIA driver is present; we check
+for the driver ourselves because onnxruntime-gpu, asked for CUDA without one, logs errors and
+falls back on its own. Keys/values are bound to the device with IOBinding, so on a GPU they
+stay there between passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import io
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dcoder.errors import DcoderError
+from dcoder.manifest import Manifest, load_manifest
+from dcoder.sampler import shifted_window
+
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+QUIET, ERRORS = 4, 3  # onnxruntime log severities: fatal only / errors
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    provider: str = "auto"  # auto: CUDA when usable, else CPU
+    threads: int | None = None  # CPU intra-op threads; None: every core this process may use
+    cache_refresh: int = 0  # re-encode the context every k passes of a run; 0: only at its first pass
+    device_id: int = 0
+    tensorrt: dict = field(default_factory=dict)  # extra TensorRT provider options (override the defaults)
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDERS:
+            raise DcoderError(f"unknown provider {self.provider!r} (choose from {', '.join(PROVIDERS)})")
+        if self.cache_refresh < 0:
+            raise DcoderError("--cache-refresh must be >= 0 (0: never refresh within a run)")
+        if self.threads is not None and self.threads < 1:
+            raise DcoderError("--threads must be at least 1")
+
+
+def import_ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        raise DcoderError("exported models need onnxruntime: pip install dcoder-diffusion") from None
+    return onnxruntime
+
+
+def nvidia_driver_present() -> bool:
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so")
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def default_threads() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def preload_cuda(ort) -> None:
+    """Make the CUDA/cuDNN libraries of the nvidia-* pip wheels loadable (onnxruntime >= 1.21)."""
+    if not hasattr(ort, "preload_dlls"):
+        return
+    # preload_dlls reports on stdout, which may be the language server's JSON-RPC channel
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            ort.preload_dlls()
+        except (OSError, RuntimeError):
+            pass  # then the CUDA provider fails to load, and that is detected below
+
+
+def resolve_provider(ort, requested: str) -> str:
+    """cpu, cuda or tensorrt: what to try given what is installed; explicit requests must be met."""
+    if requested == "cpu":
+        return "cpu"
+    available = ort.get_available_providers()
+    usable = "CUDAExecutionProvider" in available and nvidia_driver_present()
+    if requested == "auto":
+        return "cuda" if usable else "cpu"
+    if not usable:
+        why = "no NVIDIA driver found" if "CUDAExecutionProvider" in available else \
+            "this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+        raise DcoderError(f"provider {requested} is not usable: {why}")
+    if requested == "tensorrt" and "TensorrtExecutionProvider" not in available:
+        raise DcoderError("provider tensorrt is not usable: this onnxruntime has no TensorRT provider")
+    return requested
+
+
+def tensorrt_options(manifest: Manifest, kind: str, options: RuntimeOptions) -> dict:
+    """Engine cache per model, fp16 for fp16 folders, and shape profiles up to the model's context."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dcoder" / "tensorrt"
+    weights_hash = manifest.raw["external_data"][0].get("sha256", "model")[:16]
+    longest = min(manifest.max_context, 8192)
+    raw = manifest.raw["model"]
+    kv = f"{raw['num_key_value_heads']}x{{}}x{raw['head_dim']}"
+    seq = {"full": "seq", "encode": "seq", "step": "span"}[kind]
+    dims = {"seq": (1, 2080, longest), "span": (1, 33, 512), "rows": (1, 33, 512), "context": (1, 2048, longest)}
+    profiles = []
+    for which in range(3):
+        shapes = [f"ids:1x{dims[seq][which]}", f"positions:1x{dims[seq][which]}"]
+        if kind == "encode":
+            shapes += [f"rows:{dims['rows'][which]}", f"context:{dims['context'][which]}"]
+        if kind == "step":
+            for i in range(manifest.num_layers):
+                c = kv.format(dims["context"][which])
+                shapes += [f"past_key_{i}:1x{c}", f"past_value_{i}:1x{c}"]
+        profiles.append(",".join(shapes))
+    opts = {
+        "device_id": options.device_id,
+        "trt_fp16_enable": manifest.dtype == "fp16",
+        "trt_engine_cache_enable": True,
+        "trt_engine_cache_path": str(cache / weights_hash),
+        "trt_timing_cache_enable": True,
+        "trt_max_workspace_size": 4 << 30,
+        "trt_profile_min_shapes": profiles[0],
+        "trt_profile_opt_shapes": profiles[1],
+        "trt_profile_max_shapes": profiles[2],
+    }
+    opts.update(options.tensorrt)
+    return opts
+
+
+@dataclass
+class ContextCache:
+    key: tuple[int, int, int, int]  # batch, length, span start, span end
+    context_ids: np.ndarray
+    values: list  # OrtValues key_0, value_0, key_1, ... on the session's device
+
+
+class OnnxBackend:
+    """The sampler's backend over an exported folder (see the module docstring)."""
+
+    name = "onnx"
+
+    def __init__(self, manifest: Manifest, options: RuntimeOptions | None = None):
+        self.manifest = manifest
+        self.options = options or RuntimeOptions()
+        self.shift = manifest.shift
+        self.ort = import_ort()
+        self.ort.set_default_logger_severity(ERRORS)
+        self.kind = resolve_provider(self.ort, self.options.provider)
+        if self.kind != "cpu":
+            preload_cuda(self.ort)
+        self.sessions: dict = {}
+        self.cache: ContextCache | None = None
+        self.session("encode")
+        self.session("step")
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that actually runs the graphs."""
+        return ORT_NAMES[self.kind]
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.kind == "cpu" else "cuda"
+
+    def _session_options(self):
+        ort = self.ort
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = ERRORS
+        if self.kind == "cpu":
+            so.intra_op_num_threads = self.options.threads or default_threads()
+            so.inter_op_num_threads = 1
+        return so
+
+    def _providers(self, kind: str) -> list:
+        cpu = ("CPUExecutionProvider", {})
+        if self.kind == "cpu":
+            return [cpu]
+        cuda = ("CUDAExecutionProvider", {"device_id": self.options.device_id,
+                                          "arena_extend_strategy": "kSameAsRequested"})
+        if self.kind == "tensorrt":
+            return [("TensorrtExecutionProvider", tensorrt_options(self.manifest, kind, self.options)), cuda, cpu]
+        return [cuda, cpu]
+
+    def session(self, kind: str):
+        if kind in self.sessions:
+            return self.sessions[kind]
+        path = str(self.manifest.graph_path(kind))
+        while True:
+            if self.kind != "cpu":
+                self.ort.set_default_logger_severity(QUIET)  # a failing CUDA provider logs errors we report ourselves
+            try:
+                names, opts = zip(*self._providers(kind))
+                sess = self.ort.InferenceSession(path, self._session_options(), providers=list(names),
+                                                 provider_options=list(opts))
+            except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
+                raise DcoderError(f"onnxruntime cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None
+            finally:
+                self.ort.set_default_logger_severity(ERRORS)
+            if sess.get_providers()[0] == self.provider:
+                break
+            # the GPU provider did not load (e.g. CUDA or cuDNN libraries missing)
+            if self.options.provider != "auto":
+                raise DcoderError(f"provider {self.kind} failed to load in onnxruntime "
+                                  "(are the CUDA 12 and cuDNN 9 libraries installed?)")
+            self.kind = "cpu"
+            self.sessions.clear()
+            self.cache = None
+        self.sessions[kind] = sess
+        return sess
+
+    # ---- forward passes ----------------------------------------------------------------------
+
+    def full(self, ids: np.ndarray) -> np.ndarray:
+        """Logits for every position of ``ids`` (B, T), with the ``full`` graph."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        positions = np.ascontiguousarray(np.broadcast_to(np.arange(ids.shape[1]), ids.shape))
+        return self.session("full").run(["logits"], {"ids": ids, "positions": positions})[0]
+
+    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        b, t = ids.shape
+        a, z = shifted_window(lo, hi, self.shift)  # logit rows for positions lo..hi-1
+        s0, s1 = min(a, lo), max(z, hi)  # tokens recomputed at every pass (a shifted model needs lo-1)
+        context_ids = np.concatenate([ids[:, :s0], ids[:, s1:]], axis=1)
+        refresh = self.options.cache_refresh
+        stale = (
+            step == 0
+            or (refresh and step % refresh == 0)
+            or self.cache is None
+            or self.cache.key != (b, t, s0, s1)
+            or not np.array_equal(self.cache.context_ids, context_ids)
+        )
+        if stale:
+            return self.encode(ids, (a, z), (s0, s1), context_ids)
+        return self.step(ids, s0, s1)[:, a - s0:z - s0]
+
+    def encode(self, ids: np.ndarray, rows: tuple[int, int], span: tuple[int, int], context_ids: np.ndarray):
+        """Whole sequence: logits of ``rows``, and the cache of every token outside ``span``."""
+        b, t = ids.shape
+        sess = self.session("encode")
+        binding = sess.io_binding()
+        positions = np.ascontiguousarray(np.broadcast_to(np.arange(t), ids.shape))
+        context = np.concatenate([np.arange(span[0]), np.arange(span[1], t)]).astype(np.int64)
+        binding.bind_cpu_input("ids", ids)
+        binding.bind_cpu_input("positions", positions)
+        binding.bind_cpu_input("rows", np.arange(*rows, dtype=np.int64))
+        binding.bind_cpu_input("context", context)
+        binding.bind_output("logits", "cpu")
+        for i in range(self.manifest.num_layers):
+            binding.bind_output(f"key_{i}", self.device, self.options.device_id)
+            binding.bind_output(f"value_{i}", self.device, self.options.device_id)
+        sess.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        self.cache = ContextCache((b, t, *span), context_ids.copy(), list(outputs[1:]))
+        return outputs[0].numpy()
+
+    def step(self, ids: np.ndarray, s0: int, s1: int) -> np.ndarray:
+        """Logits of the tokens s0..s1-1, attending to themselves and the cached context."""
+        sess = self.session("step")
+        binding = sess.io_binding()
+        span_ids = np.ascontiguousarray(ids[:, s0:s1])
+        binding.bind_cpu_input("ids", span_ids)
+        binding.bind_cpu_input("positions", np.ascontiguousarray(np.broadcast_to(np.arange(s0, s1), span_ids.shape)))
+        for i in range(self.manifest.num_layers):
+            binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
+            binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
+        binding.bind_output("logits", "cpu")
+        sess.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy()
+
+
+def load_exported(path: str | Path, options: RuntimeOptions | None = None):
+    """An Engine over an exported folder, after verifying its manifest."""
+    from dcoder.engine import Engine
+    from dcoder.tokenizer import Tokenizer
+
+    manifest = load_manifest(path)
+    backend = OnnxBackend(manifest, options)
+    folder = manifest.folder
+    return Engine(
+        tokenizer=Tokenizer(folder / manifest.raw["tokenizer"]),
+        tokens=manifest.tokens,
+        backend=backend,
+        shift=manifest.shift,
+        max_context=manifest.max_context,
+        vocab_size=manifest.vocab_size,
+        description=f"{folder.name} (onnx {manifest.dtype}, {backend.provider})",
+    )

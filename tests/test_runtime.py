@@ -1,0 +1,159 @@
+"""The onnxruntime backend: the sampler on exported folders against PyTorch, the context cache
+and its refresh policy, provider choice on a machine without a GPU, manifest checks, no torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dcoder.checkpoint import open_checkpoint
+from dcoder.config import SamplerConfig
+from dcoder.errors import DcoderError
+from dcoder.runtime import OnnxBackend, RuntimeOptions, load_exported, nvidia_driver_present
+from dcoder.manifest import load_manifest
+from dcoder.sampler import denoise, shifted_window
+
+torch = pytest.importorskip("torch")
+
+CKPTS = ("dream", "llada")
+NO_GPU = not nvidia_driver_present()
+
+
+def masked_batch(mask: int, batch: int = 2, length: int = 90, span=(30, 54)) -> np.ndarray:
+    ids = np.random.default_rng(5).integers(3, 500, (batch, length))
+    ids[:, span[0]:span[1]] = mask
+    return ids
+
+
+class FullRecompute:
+    """Reference backend: the ``full`` graph over the whole sequence at every pass."""
+
+    def __init__(self, backend: OnnxBackend):
+        self.backend = backend
+
+    def predict(self, ids, lo, hi, step):
+        a, z = shifted_window(lo, hi, self.backend.shift)
+        return self.backend.full(ids)[:, a:z]
+
+
+class Counting(OnnxBackend):
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.calls = {"encode": 0, "step": 0}
+
+    def encode(self, *args):
+        self.calls["encode"] += 1
+        return super().encode(*args)
+
+    def step(self, *args):
+        self.calls["step"] += 1
+        return super().step(*args)
+
+
+@pytest.mark.parametrize("name", CKPTS)
+def test_refresh_every_pass_gives_the_full_recompute_result(name, exported):
+    manifest = load_manifest(exported(name))
+    backend = OnnxBackend(manifest, RuntimeOptions(provider="cpu", cache_refresh=1))
+    ids = masked_batch(manifest.tokens.mask)
+    config = SamplerConfig(steps=12, alg="entropy")
+    cached = denoise(ids, backend, config, manifest.tokens.mask)
+    full = denoise(ids, FullRecompute(backend), config, manifest.tokens.mask)
+    assert np.array_equal(cached.ids, full.ids)
+    assert np.allclose(cached.logprobs, full.logprobs, atol=1e-4)
+    assert cached.forward_passes == full.forward_passes == 12
+
+
+@pytest.mark.parametrize("name", CKPTS)
+def test_sampler_runs_unchanged_on_onnx_and_torch(name, exported, dream_ckpt, llada_ckpt):
+    from dcoder.torch_backend import TorchBackend, load_model
+
+    ckpt = open_checkpoint({"dream": dream_ckpt, "llada": llada_ckpt}[name])
+    torch_backend = TorchBackend(load_model(ckpt), ckpt.config.shift_logits)
+    onnx_backend = OnnxBackend(load_manifest(exported(name)), RuntimeOptions(provider="cpu", cache_refresh=1))
+    ids = masked_batch(ckpt.tokens.mask)
+    for config in (SamplerConfig(steps=8, alg="maskgit_plus"), SamplerConfig(steps=24, threshold=0.5, alg="topk_margin")):
+        a = denoise(ids, torch_backend, config, ckpt.tokens.mask)
+        b = denoise(ids, onnx_backend, config, ckpt.tokens.mask)
+        assert np.array_equal(a.ids, b.ids)
+        assert a.forward_passes == b.forward_passes
+
+
+@pytest.mark.parametrize("refresh, encodes", [(0, 1), (4, 3), (1, 12)])
+def test_cache_refresh_policy_counts_encodes(refresh, encodes, exported):
+    manifest = load_manifest(exported("dream"))
+    backend = Counting(manifest, RuntimeOptions(provider="cpu", cache_refresh=refresh))
+    ids = masked_batch(manifest.tokens.mask)
+    result = denoise(ids, backend, SamplerConfig(steps=12), manifest.tokens.mask)
+    assert result.forward_passes == 12
+    assert backend.calls == {"encode": encodes, "step": 12 - encodes}
+    # a new run over other context re-encodes at its first pass
+    other = ids.copy()
+    other[:, 0] = 7
+    denoise(other, backend, SamplerConfig(steps=2), manifest.tokens.mask)
+    assert backend.calls["encode"] == encodes + (2 if refresh == 1 else 1)
+
+
+def test_cached_steps_stay_close_to_the_full_result(exported):
+    """With a never-refreshed cache the context is approximate; the span's own logits are exact
+    at the first pass and stay close later on a random model."""
+    manifest = load_manifest(exported("llada"))
+    backend = OnnxBackend(manifest, RuntimeOptions(provider="cpu"))
+    ids = masked_batch(manifest.tokens.mask)
+    first = backend.predict(ids, 30, 54, 0)
+    assert np.allclose(first, backend.full(ids)[:, 30:54], atol=1e-4)
+    ids[:, 30:40] = 11  # reveal part of the span: the cached context does not see it
+    later = backend.predict(ids, 30, 54, 1)
+    full = backend.full(ids)[:, 30:54]
+    assert not np.allclose(later, full, atol=1e-6)
+    assert np.abs(later - full).max() < 0.5
+
+
+@pytest.mark.skipif(not NO_GPU, reason="checks the fallback on a machine without an NVIDIA driver")
+def test_auto_provider_is_cpu_without_a_gpu_and_cuda_is_refused(exported):
+    engine = load_exported(exported("dream"))
+    assert engine.backend.provider == "CPUExecutionProvider"
+    assert "CPUExecutionProvider" in engine.description
+    with pytest.raises(DcoderError, match="provider cuda is not usable"):
+        load_exported(exported("dream"), RuntimeOptions(provider="cuda"))
+    with pytest.raises(DcoderError, match="unknown provider"):
+        RuntimeOptions(provider="rocm")
+
+
+def test_runtime_path_imports_no_torch_and_prints_no_provider_noise(exported, tmp_path):
+    src = tmp_path / "a.py"
+    src.write_text("def f(x):\n    return x + 1\n", encoding="utf-8")
+    code = ("import sys, runpy; sys.argv = ['dcoder', 'infill', sys.argv[1], '--at', '2:12', '--model', sys.argv[2],"
+            " '--steps', '4', '--json'];\n"
+            "from dcoder.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, str(src), str(exported("dream"))],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["edits"]
+    # at most dcoder's own one-line notes (a random model's fill may not parse), no provider logs
+    assert all(line.startswith("dcoder: ") for line in proc.stderr.splitlines()), proc.stderr
+
+
+def test_manifest_is_verified(exported, tmp_path):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(exported("llada"), folder)
+    graph = folder / "step.onnx"
+    data = bytearray(graph.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    graph.write_bytes(bytes(data))
+    with pytest.raises(DcoderError, match="step.onnx is corrupt"):
+        load_exported(folder)
+    (folder / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(DcoderError, match="manifest"):
+        load_exported(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(DcoderError, match="not an exported model"):
+        load_exported(folder)
