@@ -97,14 +97,21 @@ def parse_range(text: str, spec: str) -> tuple[int, int]:
 
 # ---- model and options ---------------------------------------------------------------------
 
-def resolve_model(arg: str | None):
+def resolve_model(arg: str | None, provider: str = "auto", cache_refresh: int = 0):
     from dcoder.engine import load_engine
 
     if arg is None:
         if not (BUILTIN_MODEL / "manifest.json").exists():
             raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
         arg = str(BUILTIN_MODEL)
-    return load_engine(arg)
+    return load_engine(arg, provider, cache_refresh=cache_refresh)
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+                   help="onnxruntime provider for exported models (default auto: CUDA when usable, else CPU)")
+    p.add_argument("--cache-refresh", type=int, default=0, metavar="K",
+                   help="exported models: re-encode the context every K passes (default 0: once per run)")
 
 
 def add_generation_args(p: argparse.ArgumentParser) -> None:
@@ -121,6 +128,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
+    add_runtime_args(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--diff", action="store_true", help="print a unified diff instead of the file")
     out.add_argument("--json", action="store_true", help="print the edits as JSON")
@@ -137,6 +145,78 @@ def infill_options(args):
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
                          max_context=args.max_context)
+
+
+# ---- syntax: language, regions, fills that break the parse -----------------------------------
+
+def add_syntax_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--language", metavar="LANG",
+                   help="language of FILE, a grammar name or LSP language id (default: from the file extension)")
+    p.add_argument("--candidates", type=int, default=1, metavar="N",
+                   help="fills denoised in one batch; the best-scoring one that parses wins (default 1)")
+    p.add_argument("--repair", type=int, default=2, metavar="N",
+                   help="rounds of re-masking the broken part of a fill that does not parse (default 2)")
+    p.add_argument("--allow-broken", action="store_true",
+                   help="with --in-place, write FILE even when the fill breaks its syntax")
+
+
+def file_language(args) -> str | None:
+    """FILE's grammar name (--language, else the extension); a one-line note when it has no parser."""
+    from dcoder import syntax
+
+    language = syntax.language_of(args.file, args.language)
+    if syntax.grammar(language) is None:
+        sys.stderr.write(f"dcoder: note: {args.file}: {syntax.note(language)}\n")
+    return language
+
+
+def syntax_options(args, language: str | None):
+    from dataclasses import replace
+
+    return replace(infill_options(args), language=language, candidates=args.candidates,
+                   repair_rounds=args.repair)
+
+
+def no_regions_reason(path: str, language: str | None) -> str | None:
+    from dcoder import syntax
+
+    if language is None:
+        return f"cannot tell the language of {path} from its extension; pass --language"
+    if syntax.grammar(language) is None:
+        return f"no tree-sitter parser for {language} (install tree-sitter-language-pack)"
+    if not syntax.region_names(language):
+        return f"{language} has no syntax regions (no grammars/{language}/regions.scm)"
+    return None
+
+
+def region_range(args, text: str, language: str | None) -> tuple[int, int]:
+    """The range of the innermost region named ``args.region`` around ``args.at``."""
+    from dcoder import syntax
+
+    pos = offset_of(text, line_starts(text), args.at)
+    reason = no_regions_reason(args.file, language)
+    if reason:
+        raise DcoderError(f"--region {args.region}: {reason}")
+    names = syntax.region_names(language)
+    if args.region not in names:
+        raise DcoderError(f"unknown region {args.region!r} for {language}; regions: {', '.join(names)}")
+    doc = syntax.parse(text, language)
+    found = doc.region(pos, args.region)
+    if found is None:
+        here = ", ".join(dict.fromkeys(r.name for r in doc.regions_at(pos))) or "none"
+        raise DcoderError(f"no {args.region} region at {args.at} (regions there: {here})")
+    return found.start, found.end
+
+
+def check_parse(args, result, language: str | None) -> None:
+    """Warn about a fill that breaks the file's syntax; --in-place refuses to write it unless --allow-broken."""
+    if result.parses is not False:
+        return
+    what = (f"the fill does not parse as {language} (best of {args.candidates} candidate(s), "
+            f"{result.repairs} repair round(s))")
+    if args.in_place and not args.allow_broken:
+        raise DcoderError(f"{what}; {args.file} left unchanged (--allow-broken writes it anyway)")
+    sys.stderr.write(f"dcoder: warning: {what}\n")
 
 
 def step_printer(enabled: bool):
@@ -174,7 +254,8 @@ def emit(args, text: str, result) -> None:
         } for e in result.edits]
         json.dump({"file": args.file, "edits": edits, "forward_passes": result.forward_passes,
                    "steps": result.steps, "generated_tokens": result.generated_tokens,
-                   "score": result.score}, sys.stdout, ensure_ascii=False, indent=2)
+                   "score": result.score, "parses": result.parses, "repairs": result.repairs},
+                  sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.flush()
@@ -189,8 +270,13 @@ def cmd_infill(args) -> int:
     from dcoder.spans import find_holes
 
     text = read_source(args.file)
-    options = infill_options(args)
-    if args.range:
+    language = file_language(args)
+    options = syntax_options(args, language)
+    if args.region:
+        if not args.at:
+            raise DcoderError("--region needs --at L:C, a position inside the region")
+        ranges = [region_range(args, text, language)]
+    elif args.range:
         ranges = [parse_range(text, args.range)]
     elif args.at:
         pos = offset_of(text, line_starts(text), args.at)
@@ -199,8 +285,9 @@ def cmd_infill(args) -> int:
         ranges = find_holes(text)
         if not ranges:
             raise DcoderError(f"{args.file} has no <|mask|> hole; give --at L:C or --range L:C-L:C")
-    engine = resolve_model(args.model)
+    engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = infill(engine, text, ranges, options, step_printer(args.show_steps))
+    check_parse(args, result, language)
     emit(args, text, result)
     return 0
 
@@ -209,12 +296,217 @@ def cmd_refine(args) -> int:
     from dcoder.infill import refine
 
     text = read_source(args.file)
-    options = infill_options(args)
+    language = file_language(args)
+    options = syntax_options(args, language)
     span = parse_range(text, args.range)
-    engine = resolve_model(args.model)
+    engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = refine(engine, text, span, options, args.min_confidence, step_printer(args.show_steps))
+    check_parse(args, result, language)
     emit(args, text, result)
     return 0
+
+
+def cmd_regions(args) -> int:
+    from dcoder import syntax
+
+    text = read_source(args.file)
+    starts = line_starts(text)
+    pos = offset_of(text, starts, args.at)
+    language = syntax.language_of(args.file, args.language)
+    reason = no_regions_reason(args.file, language)
+    if reason:
+        sys.stderr.write(f"dcoder: note: {reason}\n")
+    doc = syntax.parse(text, language) if reason is None else None
+    found = doc.regions_at(pos) if doc is not None else []
+    if args.json:
+        regions = [{"name": r.name, "node_type": r.node_type,
+                    "start": position_of(starts, r.start), "end": position_of(starts, r.end),
+                    "start_offset": r.start, "end_offset": r.end} for r in found]
+        json.dump({"file": args.file, "language": language, "position": position_of(starts, pos),
+                   "regions": regions}, sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    for r in found:
+        a, b = position_of(starts, r.start), position_of(starts, r.end)
+        print(f"{r.name:<16} {a['line']}:{a['column']}-{b['line']}:{b['column']}  {r.node_type}")
+    return 0
+
+
+def add_regions_parser(sub) -> None:
+    p = sub.add_parser("regions", help="list the syntax regions around a position, innermost first")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--at", metavar="L:C", required=True, help="the position (1-based)")
+    p.add_argument("--language", metavar="LANG",
+                   help="language of FILE, a grammar name or LSP language id (default: from the file extension)")
+    p.add_argument("--json", action="store_true", help="print the regions as JSON")
+    p.set_defaults(func=cmd_regions)
+
+
+def cmd_eval(args) -> int:
+    from dataclasses import asdict
+
+    from dcoder.evaluate import ModelFiller, canonical_filler, check_samples, load_tasks, run
+    from dcoder.execution import Limits, Sandbox
+
+    check_samples(args.samples, args.temperature)
+    if args.limit is not None and args.limit < 1:
+        raise DcoderError("--limit must be at least 1")
+    if args.timeout <= 0:
+        raise DcoderError("--timeout must be positive")
+    if args.jobs is not None and args.jobs < 1:
+        raise DcoderError("--jobs must be at least 1")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise DcoderError(f"cannot write {args.json}: its folder does not exist")
+    kinds = {k.strip() for k in args.kinds.split(",") if k.strip()} if args.kinds else None
+    files = {name: load_tasks(name, kinds, args.limit, args.language) for name in args.files}
+    options = infill_options(args)
+    settings = {"samples": args.samples, "canonical": args.canonical, "oracle_length": args.oracle_length,
+                "limit": args.limit, "kinds": sorted(kinds) if kinds else None, "language": args.language,
+                "timeout_s": args.timeout}
+    if args.canonical:
+        fill, model = canonical_filler, "canonical"
+    else:
+        engine = resolve_model(args.model, args.provider, args.cache_refresh)
+        fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
+        settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
+                        sampler=asdict(options.sampler))
+    with Sandbox(Limits(timeout=args.timeout), args.jobs) as sandbox:
+        settings["jobs"] = sandbox.jobs
+        return run(files, fill, args.samples, sandbox, {"model": model, "options": settings}, args.json)
+
+
+def add_eval_parser(sub) -> None:
+    p = sub.add_parser("eval", help="infill benchmark tasks (HumanEval-Infilling JSONL) and score them")
+    p.add_argument("files", nargs="+", metavar="FILE", help="tasks as JSONL or JSONL.gz")
+    p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder (default: built-in model)")
+    p.add_argument("--canonical", action="store_true", help="feed the reference middles back (checks the harness)")
+    p.add_argument("--limit", type=int, metavar="N", help="first N tasks of each file")
+    p.add_argument("--kinds", metavar="K,K", help="only tasks of these kinds (comma-separated)")
+    p.add_argument("--samples", type=int, default=1, metavar="K", help="fills per task, for pass@k (needs --temperature)")
+    p.add_argument("--oracle-length", action="store_true", help="generate exactly the reference middle's token count")
+    p.add_argument("--language", default="python", help="language of tasks without a 'language' field (default python)")
+    p.add_argument("--json", metavar="OUT", help="write the figures to OUT as JSON")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds per test run (default 3)")
+    p.add_argument("--jobs", type=int, metavar="N", help="test runs at a time (default: up to 2 cores)")
+    p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens per span (default: as for an editor request)")
+    p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees")
+    p.add_argument("--steps", type=int, default=32, help="denoising steps (default 32)")
+    p.add_argument("--threshold", type=float, metavar="X", help="confidence-threshold unmasking instead of --steps")
+    p.add_argument("--alg", choices=ALGS, default="entropy", help="unmasking order (default entropy)")
+    p.add_argument("--alg-temp", type=float, default=0.0, help="randomness in the unmasking order (default 0)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    p.add_argument("--top-k", type=int, metavar="K")
+    p.add_argument("--top-p", type=float, metavar="P")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i")
+    add_runtime_args(p)
+    p.set_defaults(func=cmd_eval, exact_length=None)
+
+
+def cmd_train(args) -> int:
+    from dataclasses import asdict
+
+    from dcoder.train import read_train_config, train
+
+    overrides = list(args.set or [])
+    if args.max_steps is not None:
+        overrides.append(f"max_steps={args.max_steps}")
+    if args.device is not None:
+        overrides.append(f"device={json.dumps(args.device)}")
+    config = read_train_config(args.config, overrides)
+    if args.print_config:
+        json.dump(asdict(config), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.out is None:
+        raise DcoderError("dcoder train needs --out DIR (where checkpoints go)")
+    print(train(config, args.out))
+    return 0
+
+
+def add_train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a masked-diffusion model on Python source (default: the standard library)")
+    p.add_argument("--config", metavar="FILE", help="training options as .json or .toml (default: the built-in model's)")
+    p.add_argument("--out", metavar="DIR", help="run folder: data, checkpoints, log; an existing run resumes")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one option, e.g. --set lr=5e-4 --set objective.lines=0.5 (repeatable)")
+    p.add_argument("--max-steps", type=int, metavar="N", help="train until step N (same as --set max_steps=N)")
+    p.add_argument("--device", metavar="D", help="cpu, cuda, cuda:N or auto (default auto)")
+    p.add_argument("--print-config", action="store_true", help="print the options as JSON and exit")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_lsp(args) -> int:
+    tcp = None
+    if args.tcp is not None:
+        host, _, port = args.tcp.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise DcoderError(f"bad --tcp {args.tcp!r}: expected HOST:PORT, e.g. 127.0.0.1:2087")
+        tcp = (host, int(port))
+    from lsp.server import serve
+
+    serve(tcp)
+    return 0
+
+
+def add_lsp_parser(sub) -> None:
+    p = sub.add_parser("lsp", help="run the language server (stdio unless --tcp)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="listen for one client on HOST:PORT")
+    p.set_defaults(func=cmd_lsp)
+
+
+def cmd_export(args) -> int:
+    from dcoder.export import export
+
+    out = export(args.checkpoint, args.out, args.dtype, lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
+    sys.stderr.write(f"dcoder: wrote {out}\n")
+    return 0
+
+
+def add_export_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to an ONNX model folder for the runtime")
+    p.add_argument("checkpoint", metavar="CHECKPOINT_DIR")
+    p.add_argument("out", metavar="OUT_DIR", help="new (or empty) folder to write")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32",
+                   help="fp32, fp16 (the GPU format) or int8 (the CPU format); default fp32")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_bench(args) -> int:
+    from dcoder.bench import run
+
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise DcoderError(f"cannot write {args.json}: its folder does not exist")
+    figures = run(args)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def add_bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure an exported model's speed (prints JSON)")
+    p.add_argument("--model", metavar="DIR", help="exported model folder (default: built-in model)")
+    p.add_argument("--json", metavar="OUT", help="also write the figures to OUT")
+    p.add_argument("--checkpoint", metavar="DIR", help="source checkpoint for the PyTorch comparison "
+                   "(default: the path recorded in the manifest)")
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all usable cores)")
+    p.add_argument("--cache-refresh", type=int, default=0, metavar="K",
+                   help="re-encode the context every K forward passes (default 0: once per run)")
+    p.add_argument("--threshold", type=float, default=0.9, metavar="X", help="infill decoding threshold (default 0.9)")
+    p.add_argument("--context", type=int, default=2048, metavar="N", help="context tokens (default 2048)")
+    p.add_argument("--span", type=int, default=32, metavar="N", help="span tokens (default 32)")
+    p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per figure (default 5)")
+    p.add_argument("--synthetic", metavar="SHAPE", help="bench a random checkpoint of this shape: "
+                   "tiny, small, qwen2.5-1.5b, diffucoder-7b (made and exported first)")
+    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
+    p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temp folder)")
+    p.add_argument("--export-memory", action="store_true",
+                   help="with --synthetic: only export it, and report the export's peak memory")
+    p.set_defaults(func=cmd_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,7 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--at", metavar="L:C", help="insert at this cursor position (1-based)")
     where.add_argument("--range", metavar="L:C-L:C", help="replace this range (end exclusive)")
+    p.add_argument("--region", metavar="NAME",
+                   help="with --at: replace the innermost syntax region NAME there, e.g. function.inner")
     add_generation_args(p)
+    add_syntax_args(p)
     p.set_defaults(func=cmd_infill)
 
     p = sub.add_parser("refine", help="regenerate a selected range in place")
@@ -236,7 +531,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-confidence", type=float, metavar="X",
                    help="re-mask only tokens whose probability is below X; keep the rest")
     add_generation_args(p)
+    add_syntax_args(p)
     p.set_defaults(func=cmd_refine)
+
+    add_regions_parser(sub)
+    add_eval_parser(sub)
+    add_train_parser(sub)
+    add_lsp_parser(sub)
+    add_export_parser(sub)
+    add_bench_parser(sub)
     return parser
 
 
