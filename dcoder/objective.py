@@ -1,0 +1,296 @@
+"""The training objective: masked diffusion, mixed with infilling-shaped masks.
+
+Every sample draws a masking rate t and hides tokens with probability p = (1 - eps) t + eps;
+the loss is the cross-entropy on hidden tokens weighted 1/p and averaged over the sample's
+region (an estimate of the diffusion ELBO, as in LLaDA). Samples come in two shapes:
+
+- ``diffusion``: a window of the tokenized corpus (files joined by end-of-text), any token may be hidden;
+- infilling (``chars``, ``lines``, ``syntax``): one or more character ranges of a file become
+  spans, laid out exactly as the engine does at inference (``spans.build_layout``: each stretch of
+  context tokenized on its own, a budget of slots per span). A slot holds the span's tokens then
+  span-padding tokens up to the budget, so the model learns where a span of unknown length ends;
+  only slot tokens are hidden, the context stays visible.
+
+Syntax-aligned spans are the regions of ``grammars/python/regions.scm`` (through ``dcoder.syntax``),
+drawn kind first as ``dcoder.masking`` does; each file is parsed once and its regions kept as arrays,
+since parsing a large file costs about a second. A file without regions gives whole lines instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dcoder.config import SpecialTokens
+from dcoder.errors import DcoderError
+from dcoder.spans import BUDGET_BUCKETS, Span, build_layout
+from dcoder.tokenizer import Tokenizer
+
+KINDS = ("diffusion", "chars", "lines", "syntax")
+MAX_CHAR_SPAN = 200
+MAX_LINES = 8
+SPAN_TRIES = 4
+
+CHARS_PER_TOKEN = 8  # regions longer than max_span_tokens * this are never drawn
+
+SpanFn = Callable[[int, np.random.Generator], "tuple[int, int] | None"]
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    # Shares of each sample shape (normalized).
+    diffusion: float = 0.3
+    chars: float = 0.2
+    lines: float = 0.35
+    syntax: float = 0.15
+    multi_span: float = 0.1  # probability that an infilling sample has several holes
+    max_spans: int = 3
+    max_span_tokens: int = 192
+    exact_budget: float = 0.15  # probability that a slot has no padding (known length)
+    eps: float = 1e-3
+
+    def __post_init__(self) -> None:
+        shares = [getattr(self, k) for k in KINDS]
+        if min(shares) < 0 or sum(shares) <= 0:
+            raise DcoderError("objective shares must be >= 0 and not all 0")
+        for name in ("multi_span", "exact_budget"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise DcoderError(f"objective {name} must be in [0, 1]")
+        if not 0 < self.eps < 1:
+            raise DcoderError("objective eps must be in (0, 1)")
+        if self.max_spans < 1 or self.max_span_tokens < 1:
+            raise DcoderError("objective max_spans and max_span_tokens must be at least 1")
+
+    def probabilities(self) -> np.ndarray:
+        shares = np.array([getattr(self, k) for k in KINDS], dtype=np.float64)
+        return shares / shares.sum()
+
+
+@dataclass(frozen=True)
+class Batch:
+    ids: np.ndarray  # (B, T) int64: the model's input, masks included
+    targets: np.ndarray  # (B, T) int64: the clean tokens
+    weights: np.ndarray  # (B, T) float32: 1 / (p * region size) where hidden, else 0
+
+    @property
+    def masked(self) -> int:
+        return int((self.weights > 0).sum())
+
+
+# ---- spans ---------------------------------------------------------------------------------
+
+def char_span(text: str, rng: np.random.Generator) -> tuple[int, int]:
+    """A random character range, cutting tokens wherever it falls; length log-uniform in 1..200."""
+    length = min(len(text), int(math.exp(rng.uniform(0, math.log(MAX_CHAR_SPAN)))))
+    start = int(rng.integers(0, len(text) - length + 1))
+    return start, start + length
+
+
+def line_span(text: str, rng: np.random.Generator) -> tuple[int, int]:
+    """One or several whole non-blank lines; sometimes without the indentation or the last newline."""
+    pos = int(rng.integers(0, len(text)))
+    start = text.rfind("\n", 0, pos) + 1
+    while True:
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if text[start:end].strip() or end == len(text):
+            break
+        start = end + 1
+    count = 1 if rng.random() < 0.5 else int(rng.integers(2, MAX_LINES + 1))
+    for _ in range(count - 1):
+        if end == len(text):
+            break
+        nxt = text.find("\n", end + 1)
+        end = len(text) if nxt < 0 else nxt
+    if rng.random() < 0.3:
+        line = text[start:end]
+        start += len(line) - len(line.lstrip(" \t"))
+    if end < len(text) and rng.random() < 0.6:
+        end += 1
+    return start, end
+
+
+class SyntaxSpans:
+    """Syntax regions of each file, parsed on first use; one is drawn kind first, then uniformly."""
+
+    def __init__(self, texts: list[str], max_chars: int):
+        self.texts = texts
+        self.max_chars = max_chars
+        self.cache: dict[int, list[np.ndarray]] = {}
+
+    def _regions(self, text: str) -> list[np.ndarray]:
+        from dcoder import syntax
+
+        doc = syntax.parse(text, "python")
+        by_kind: dict[str, list[tuple[int, int]]] = {}
+        for r in doc.regions() if doc is not None else []:
+            if 0 < r.end - r.start <= self.max_chars:
+                by_kind.setdefault(r.name, []).append((r.start, r.end))
+        return [np.array(by_kind[k], dtype=np.int64) for k in sorted(by_kind)]
+
+    def __call__(self, index: int, rng: np.random.Generator) -> tuple[int, int] | None:
+        if index not in self.cache:
+            self.cache[index] = self._regions(self.texts[index])
+        kinds = self.cache[index]
+        if not kinds:
+            return None
+        of_kind = kinds[int(rng.integers(len(kinds)))]
+        start, end = of_kind[int(rng.integers(len(of_kind)))]
+        return int(start), int(end)
+
+
+def sample_budget(n: int, limit: int, exact: float, rng: np.random.Generator) -> int:
+    """Slots for a span of ``n`` tokens: exact, an inference bucket, or a random surplus."""
+    r = rng.random()
+    if r < exact:
+        budget = n
+    elif r < exact + (1 - exact) / 2:
+        fitting = [b for b in BUDGET_BUCKETS if b >= n]
+        budget = fitting[min(len(fitting) - 1, int(rng.integers(0, 2)))] if fitting else n
+    else:
+        budget = n + int(rng.integers(1, n // 2 + 17))
+    return max(1, n, min(budget, limit))
+
+
+# ---- samples -------------------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    ids: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray
+
+
+def mask_rate(rng: np.random.Generator, eps: float) -> float:
+    return (1 - eps) * float(rng.random()) + eps
+
+
+def diffusion_sample(stream: np.ndarray, seq_len: int, mask_id: int, eps: float, rng: np.random.Generator) -> Sample:
+    """A window of the token stream with every token hidden with probability p."""
+    start = int(rng.integers(0, max(1, len(stream) - seq_len + 1)))
+    targets = stream[start:start + seq_len].astype(np.int64)
+    p = mask_rate(rng, eps)
+    hidden = rng.random(len(targets)) < p
+    ids = np.where(hidden, mask_id, targets)
+    weights = np.where(hidden, 1.0 / (p * len(targets)), 0.0).astype(np.float32)
+    return Sample(ids, targets, weights)
+
+
+def infill_sample(
+    text: str,
+    ranges: list[tuple[int, int]],
+    tokenizer: Tokenizer,
+    tokens: SpecialTokens,
+    seq_len: int,
+    config: ObjectiveConfig,
+    rng: np.random.Generator,
+) -> Sample | None:
+    """The engine's layout for ``ranges`` of ``text``, with each slot's true tokens as targets.
+
+    None when the spans do not fit (too many tokens for ``max_span_tokens`` or the window).
+    """
+    middles = tokenizer.encode_batch([text[a:b] for a, b in ranges])
+    limit = min(config.max_span_tokens, seq_len // 2)
+    if sum(len(m) for m in middles) > limit:
+        return None
+    budgets = [sample_budget(len(m), limit, config.exact_budget, rng) for m in middles]
+    if sum(budgets) > limit:
+        budgets = [max(1, len(m)) for m in middles]
+    spans = [Span(a, b, n) for (a, b), n in zip(ranges, budgets)]
+    layout = build_layout(text, spans, tokenizer, tokens, seq_len, lead=None)
+    targets = layout.ids.copy()
+    region = np.zeros(len(targets), dtype=bool)
+    for (a, b), middle in zip(layout.slots, middles):
+        targets[a:a + len(middle)] = middle
+        targets[a + len(middle):b] = tokens.span_pad
+        region[a:b] = True
+    p = mask_rate(rng, config.eps)
+    hidden = region & (rng.random(len(targets)) < p)
+    ids = np.where(hidden, tokens.mask, targets)
+    weights = np.where(hidden, 1.0 / (p * region.sum()), 0.0).astype(np.float32)
+    return Sample(ids, targets, weights)
+
+
+def disjoint(ranges: list[tuple[int, int]]) -> bool:
+    ordered = sorted(ranges)
+    return all(a[1] < b[0] for a, b in zip(ordered, ordered[1:]))
+
+
+class SampleSource:
+    """Draws training batches from tokenized and raw corpus files."""
+
+    def __init__(
+        self,
+        texts: list[str],
+        stream: np.ndarray,
+        tokenizer: Tokenizer,
+        tokens: SpecialTokens,
+        seq_len: int,
+        config: ObjectiveConfig,
+    ):
+        texts = [t for t in texts if t]
+        if not texts:
+            raise DcoderError("no source files to sample from")
+        self.texts = texts
+        sizes = np.array([len(t) for t in texts], dtype=np.float64)
+        self.file_probs = sizes / sizes.sum()  # files drawn by size: spans uniform over characters
+        self.stream = stream
+        self.tokenizer = tokenizer
+        self.tokens = tokens
+        self.seq_len = seq_len
+        self.config = config
+        self.probs = config.probabilities()
+        self.span_fns: dict[str, SpanFn] = {
+            "chars": lambda i, rng: char_span(self.texts[i], rng),
+            "lines": lambda i, rng: line_span(self.texts[i], rng),
+            "syntax": SyntaxSpans(texts, config.max_span_tokens * CHARS_PER_TOKEN),
+        }
+
+    def _ranges(self, kind: str, index: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+        fn = self.span_fns[kind]
+        text = self.texts[index]
+        count = 1
+        if rng.random() < self.config.multi_span:
+            count = int(rng.integers(2, self.config.max_spans + 1)) if self.config.max_spans > 1 else 1
+        ranges: list[tuple[int, int]] = []
+        for _ in range(count):
+            r = fn(index, rng) or line_span(text, rng)
+            if disjoint(ranges + [r]):
+                ranges.append(r)
+        return sorted(ranges)
+
+    def sample(self, rng: np.random.Generator) -> Sample:
+        kind = KINDS[int(rng.choice(len(KINDS), p=self.probs))]
+        if kind != "diffusion":
+            for _ in range(SPAN_TRIES):
+                index = int(rng.choice(len(self.texts), p=self.file_probs))
+                text = self.texts[index]
+                sample = infill_sample(text, self._ranges(kind, index, rng), self.tokenizer, self.tokens,
+                                       self.seq_len, self.config, rng)
+                if sample is not None:
+                    return sample
+        return diffusion_sample(self.stream, self.seq_len, self.tokens.mask, self.config.eps, rng)
+
+    def batch(self, size: int, rng: np.random.Generator) -> Batch:
+        """``size`` samples, right-padded with end-of-text (never scored) to the sequence length."""
+        ids = np.full((size, self.seq_len), self.tokens.eos, dtype=np.int64)
+        targets = ids.copy()
+        weights = np.zeros((size, self.seq_len), dtype=np.float32)
+        for i in range(size):
+            s = self.sample(rng)
+            n = len(s.ids)
+            ids[i, :n], targets[i, :n], weights[i, :n] = s.ids, s.targets, s.weights
+        return Batch(ids, targets, weights)
+
+
+def loss_terms(logits, targets, weights):
+    """(weighted diffusion loss averaged over the batch, plain mean cross-entropy on hidden tokens)."""
+    import torch.nn.functional as F
+
+    hidden = weights > 0
+    ce = F.cross_entropy(logits[hidden].float(), targets[hidden], reduction="none")
+    loss = (ce * weights[hidden]).sum() / weights.shape[0]
+    return loss, ce.mean() if ce.numel() else ce.sum()

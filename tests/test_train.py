@@ -1,0 +1,255 @@
+"""Training pipeline: corpus, tokenizer, objective, and real optimizer steps on a tiny corpus."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from dcoder import cli  # noqa: E402
+from dcoder.checkpoint import open_checkpoint  # noqa: E402
+from dcoder.config import SamplerConfig, SpecialTokens  # noqa: E402
+from dcoder.corpus import collect, stdlib_root  # noqa: E402
+from dcoder.engine import load_engine  # noqa: E402
+from dcoder.errors import DcoderError  # noqa: E402
+from dcoder.infill import InfillOptions, infill  # noqa: E402
+from dcoder.model import DiffusionLM  # noqa: E402
+from dcoder.objective import ObjectiveConfig, SampleSource, diffusion_sample, infill_sample, loss_terms  # noqa: E402
+from dcoder.spans import Span, build_layout  # noqa: E402
+from dcoder.tokenizer import Tokenizer  # noqa: E402
+from dcoder.train import (TrainConfig, init_weights, make_optimizer, model_config, read_train_config,  # noqa: E402
+                          special_tokens, token_stream, train)
+from dcoder.vocab import train_bpe  # noqa: E402
+
+# keyword.py and sched.py fall in the validation split at val_fraction 0.25.
+MODULES = ("textwrap", "shlex", "fnmatch", "glob", "heapq", "bisect", "colorsys", "keyword", "copy", "abc",
+           "string", "numbers", "reprlib", "sched")
+TEXT = "import os\n\n\ndef area(w, h):\n    \"\"\"Rectangle area.\"\"\"\n    return w * h\n\n\nprint(area(2, 3))\n"
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("corpus")
+    for name in MODULES:
+        shutil.copyfile(stdlib_root() / f"{name}.py", d / f"{name}.py")
+    return d
+
+
+@pytest.fixture(scope="module")
+def tok(corpus_dir, tmp_path_factory) -> Tokenizer:
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    return Tokenizer(train_bpe(texts, 600, tmp_path_factory.mktemp("tok") / "tokenizer.json"))
+
+
+def tiny(corpus_dir: Path, **over) -> TrainConfig:
+    base = dict(corpus=str(corpus_dir), val_fraction=0.25, vocab_size=400, seq_len=128, hidden_size=32,
+                num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=64, batch_size=4, max_steps=4,
+                checkpoint_every=2, eval_every=2, eval_batches=1, log_every=1, warmup_steps=1, lr=3e-3,
+                threads=1, objective=ObjectiveConfig(max_span_tokens=48))
+    base.update(over)
+    return TrainConfig(**base)
+
+
+# ---- corpus and tokenizer ------------------------------------------------------------------
+
+def test_corpus_filters_deduplicates_and_splits_by_file(tmp_path):
+    good = {f"m{i}.py": f"def f{i}(x):\n    return x + {i}\n" for i in range(12)}
+    for name, text in good.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "copy_of_m0.py").write_text(good["m0.py"])
+    (tmp_path / "site-packages").mkdir()
+    (tmp_path / "site-packages" / "third_party.py").write_text("x = 1\n")
+    (tmp_path / "tests" / "data").mkdir(parents=True)
+    (tmp_path / "tests" / "data" / "py2.py").write_text("y = 2\n")
+    (tmp_path / "broken.py").write_text("def f(:\n")
+    (tmp_path / "latin1.py").write_bytes("s = 'caf\xe9'\n".encode("latin-1"))
+    (tmp_path / "cp000.py").write_text('"""Codec generated from X with gencodec.py."""\nt = ()\n')
+    (tmp_path / "special.py").write_text("s = '<|mask|>'\n")
+    (tmp_path / "notes.txt").write_text("not python")
+
+    corpus = collect(str(tmp_path), val_fraction=0.3)
+    paths = sorted(f.path for f in corpus.train + corpus.val)
+    assert paths == sorted(good)
+    assert {f.path for f in corpus.train}.isdisjoint(f.path for f in corpus.val)
+    assert corpus.val and corpus.train
+    assert corpus.skipped == {"duplicate": 1, "does not parse": 1, "not utf-8": 1, "generated": 1, "special tokens": 1}
+    summary = corpus.summary()
+    assert summary["train"]["files"] + summary["val"]["files"] == 12
+    assert summary == collect(str(tmp_path), val_fraction=0.3).summary()
+    (tmp_path / "m5.py").write_text("def f5(x):\n    return x - 5\n")
+    assert collect(str(tmp_path), val_fraction=0.3).summary()["sha256"] != summary["sha256"]
+    with pytest.raises(DcoderError):
+        collect(str(tmp_path / "missing"))
+
+
+def test_tokenizer_round_trips_and_keeps_layout_cheap(tok):
+    assert [tok.token_id(t) for t in ("<|endoftext|>", "<|mask|>", "<|dlm_pad|>")] == [0, 1, 2]
+    tricky = "def f(a,\tb):\r\n    s = 'caf\u00e9 \u2603 \U0001f600'  # x\n\n        return  a\n"
+    assert tok.decode(tok.encode(tricky)) == tricky
+    assert len(tok.encode("\n        ")) == 1
+    assert len(tok.encode("):")) == 1
+    assert tok.encode("x = <|mask|>")[-1] == 1
+
+
+# ---- objective -----------------------------------------------------------------------------
+
+def test_infill_sample_is_the_engine_layout_with_true_span_and_padding(tok):
+    tokens = special_tokens(tok)
+    start = TEXT.index("    return")
+    end = TEXT.index("\n\n\nprint") + 1
+    middle = tok.encode(TEXT[start:end])
+    rng = np.random.default_rng(0)
+    exact = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=1.0), rng)
+    layout = build_layout(TEXT, [Span(start, end, len(middle))], tok, tokens, 128, lead=None)
+    a, b = layout.slots[0]
+    assert exact.targets[a:b].tolist() == middle
+    assert np.array_equal(np.delete(exact.targets, np.s_[a:b]), np.delete(layout.ids, np.s_[a:b]))
+
+    scored = 0
+    for seed in range(8):
+        s = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=0.0),
+                          np.random.default_rng(seed))
+        slot = np.flatnonzero(s.targets == tokens.span_pad)
+        assert len(slot) > 0 and s.targets[slot[0] - len(middle):slot[0]].tolist() == middle
+        hidden = s.weights > 0
+        assert np.all(s.ids[hidden] == tokens.mask) and np.array_equal(s.ids[~hidden], s.targets[~hidden])
+        assert hidden[:slot[0] - len(middle)].sum() == 0  # context before the slot is never hidden
+        if hidden.any():
+            scored += 1
+            region = len(middle) + len(slot)  # the slot: the span's tokens then its padding
+            p = 1 / (s.weights[hidden][0] * region)
+            assert np.allclose(s.weights[hidden], 1 / (p * region)) and 1e-3 <= p <= 1
+    assert scored >= 4
+
+
+def test_diffusion_sample_hides_at_rate_t_with_inverse_weight():
+    stream = np.arange(3, 5003, dtype=np.uint16)
+    rates = []
+    for seed in range(20):
+        s = diffusion_sample(stream, 256, 1, 1e-3, np.random.default_rng(seed))
+        hidden = s.weights > 0
+        assert np.all(s.ids[hidden] == 1) and np.array_equal(s.ids[~hidden], s.targets[~hidden])
+        if hidden.any():
+            p = 1 / (s.weights[hidden][0] * 256)
+            rates.append((hidden.mean(), p))
+    observed, expected = np.array(rates).T
+    assert np.corrcoef(observed, expected)[0, 1] > 0.95
+
+
+def test_batches_mix_kinds_and_pad_without_scoring(tok, corpus_dir):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    tokens = special_tokens(tok)
+    source = SampleSource(texts, token_stream(tok, texts, tokens.eos), tok, tokens, 128,
+                          ObjectiveConfig(diffusion=0.25, chars=0.25, lines=0.25, syntax=0.25, multi_span=0.3,
+                                          max_span_tokens=48))
+    batch = source.batch(24, np.random.default_rng(0))
+    assert batch.ids.shape == batch.targets.shape == batch.weights.shape == (24, 128)
+    hidden = batch.weights > 0
+    assert np.all(batch.ids[hidden] == tokens.mask)
+    assert np.all(batch.weights[batch.ids != tokens.mask] == 0)
+    assert (batch.targets == tokens.span_pad).any(axis=1).sum() >= 6  # infilling rows end their spans
+    assert source.span_fns["syntax"].cache  # syntax regions were drawn
+
+
+def test_loss_decreases_on_a_repeated_batch(tok, corpus_dir):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    tokens = special_tokens(tok)
+    source = SampleSource(texts, token_stream(tok, texts, tokens.eos), tok, tokens, 128, ObjectiveConfig(max_span_tokens=48))
+    batch = source.batch(4, np.random.default_rng(1))
+    ids, targets, weights = (torch.from_numpy(x) for x in (batch.ids, batch.targets, batch.weights))
+    config = tiny(corpus_dir)
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(0)
+    model = DiffusionLM(model_config(config, tok.vocab_size))
+    init_weights(model, config.num_layers)
+    opt = make_optimizer(model, config)
+    losses = []
+    for _ in range(40):
+        loss, _ = loss_terms(model(ids), targets, weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+# ---- the training run ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def straight_run(corpus_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("straight")
+    train(tiny(corpus_dir), out, io.StringIO())
+    return out
+
+
+def test_checkpoint_loads_and_infills(straight_run):
+    last = straight_run / "checkpoints" / "step-0000004"
+    ckpt = open_checkpoint(last)
+    assert ckpt.tokens == SpecialTokens(mask=1, span_pad=2, eos=0)
+    assert ckpt.config.model_type == "dcoder" and not ckpt.config.shift_logits
+    assert ckpt.config.max_position_embeddings == 128
+    training = json.loads((last / "training.json").read_text())
+    assert training["step"] == 4 and training["corpus"]["train"]["files"] == len(MODULES) - 2
+    assert len(training["corpus"]["sha256"]) == 64
+
+    engine = load_engine(last)
+    start = TEXT.index("return w * h")
+    result = infill(engine, TEXT, [(start, start + len("return w * h"))],
+                    InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
+    assert result.text.startswith(TEXT[:start]) and result.text.endswith(TEXT[start + len("return w * h"):])
+    assert result.forward_passes == 4
+
+    log = [json.loads(line) for line in (straight_run / "log.jsonl").read_text().splitlines()]
+    steps = [e for e in log if "loss" in e]
+    assert [e["step"] for e in steps] == [1, 2, 3, 4] and all(e["tok_s"] > 0 for e in steps)
+    assert [e["step"] for e in log if "val_loss" in e] == [2, 4]
+
+
+def test_resume_continues_with_identical_state(straight_run, corpus_dir, tmp_path):
+    first = io.StringIO()
+    train(tiny(corpus_dir, max_steps=2), tmp_path, first)
+    assert "resumed" not in first.getvalue()
+    second = io.StringIO()
+    last = train(tiny(corpus_dir), tmp_path, second)
+    assert "(step 2)" in second.getvalue()
+    assert last.name == "step-0000004"
+    reference = straight_run / "checkpoints" / "step-0000004"
+    for name in ("model.safetensors", "trainer/optimizer.safetensors"):
+        a, b = load_file(str(reference / name)), load_file(str(last / name))
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    state = json.loads((last / "trainer" / "state.json").read_text())
+    assert state == json.loads((reference / "trainer" / "state.json").read_text())
+    assert train(tiny(corpus_dir), tmp_path, io.StringIO()) == last  # nothing left to do
+
+
+def test_config_files_and_cli(corpus_dir, tmp_path, capsys):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'corpus = "{corpus_dir}"\nseq_len = 128\nlr = 1\n[objective]\nlines = 0.5\n')
+    config = read_train_config(toml, ["max_steps=7", "objective.chars=0"])
+    assert (config.seq_len, config.lr, config.max_steps) == (128, 1.0, 7)
+    assert (config.objective.lines, config.objective.chars) == (0.5, 0.0)
+    js = tmp_path / "run.json"
+    js.write_text(json.dumps(config.to_dict()))
+    assert read_train_config(js) == config
+    for bad in (["nope=1"], ["seq_len=1.5"], ["objective=3"], ["seq_len"]):
+        with pytest.raises(DcoderError):
+            read_train_config(toml, bad)
+
+    conf = tmp_path / "tiny.json"
+    conf.write_text(json.dumps(tiny(corpus_dir, max_steps=2, eval_batches=0).to_dict()))
+    out = tmp_path / "run"
+    assert cli.main(["train", "--config", str(conf), "--out", str(out), "--max-steps", "1"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "checkpoints" / "step-0000001")
+    assert cli.main(["train", "--config", str(conf), "--out", str(out), "--set", "seq_len=256"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dcoder: error: ") and "seq_len" in err and err.count("\n") == 1
