@@ -473,7 +473,21 @@ def _manifest(ckpt: Checkpoint, dtype: str, graphs: dict, source_hash: str, weig
                   "num_key_value_heads": cfg.num_key_value_heads, "head_dim": cfg.head_dim,
                   "parameters": _parameters(cfg)},
         "source": {"path": str(ckpt.path.resolve()), "sha256": source_hash},
+        **_training_record(ckpt.path),
     }
+
+
+def _training_record(folder: Path) -> dict:
+    """What ``dcoder train`` recorded with the checkpoint (corpus size and hash, step, recipe)."""
+    path = folder / "training.json"
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        keys = ("step", "tokens_seen", "metrics", "corpus", "train_config")
+        return {"training": {k: record[k] for k in keys if k in record}}
+    except (OSError, ValueError, TypeError):
+        raise DcoderError(f"{path} is not a readable training record") from None
 
 
 def _parameters(cfg: ModelConfig) -> int:

@@ -214,6 +214,22 @@ def test_checkpoint_loads_and_infills(straight_run):
     assert [e["step"] for e in log if "val_loss" in e] == [2, 4]
 
 
+def test_trained_checkpoint_exports_with_its_corpus_record(straight_run, tmp_path):
+    """The shipping pipeline: checkpoint -> int8 ONNX folder that records the corpus -> runtime infill."""
+    from dcoder.export import export
+    from dcoder.runtime import load_exported
+
+    last = straight_run / "checkpoints" / "step-0000004"
+    out = export(last, tmp_path / "model", "int8")
+    manifest = json.loads((out / "manifest.json").read_text())
+    training = json.loads((last / "training.json").read_text())
+    assert manifest["training"]["corpus"] == training["corpus"] and manifest["training"]["step"] == 4
+    engine = load_exported(out)
+    start = TEXT.index("return w * h")
+    result = infill(engine, TEXT, [(start, start)], InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
+    assert result.forward_passes == 4 and result.text.endswith(TEXT[start:])
+
+
 def test_resume_continues_with_identical_state(straight_run, corpus_dir, tmp_path):
     first = io.StringIO()
     train(tiny(corpus_dir, max_steps=2), tmp_path, first)
