@@ -345,7 +345,7 @@ def add_regions_parser(sub) -> None:
 def cmd_eval(args) -> int:
     from dataclasses import asdict
 
-    from dcoder.evaluate import ModelFiller, canonical_filler, check_samples, load_tasks, run
+    from dcoder.evaluate import BASELINES, ModelFiller, canonical_filler, check_samples, load_tasks, run
     from dcoder.execution import Limits, Sandbox
 
     check_samples(args.samples, args.temperature)
@@ -360,11 +360,14 @@ def cmd_eval(args) -> int:
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()} if args.kinds else None
     files = {name: load_tasks(name, kinds, args.limit, args.language) for name in args.files}
     options = infill_options(args)
-    settings = {"samples": args.samples, "canonical": args.canonical, "oracle_length": args.oracle_length,
+    settings = {"samples": args.samples, "canonical": args.canonical, "baseline": args.baseline,
+                "oracle_length": args.oracle_length,
                 "limit": args.limit, "kinds": sorted(kinds) if kinds else None, "language": args.language,
                 "timeout_s": args.timeout}
     if args.canonical:
         fill, model = canonical_filler, "canonical"
+    elif args.baseline:
+        fill, model = BASELINES[args.baseline], f"baseline:{args.baseline}"
     else:
         engine = resolve_model(args.model, args.provider, args.cache_refresh)
         fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
@@ -379,7 +382,10 @@ def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="infill benchmark tasks (HumanEval-Infilling JSONL) and score them")
     p.add_argument("files", nargs="+", metavar="FILE", help="tasks as JSONL or JSONL.gz")
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder (default: built-in model)")
-    p.add_argument("--canonical", action="store_true", help="feed the reference middles back (checks the harness)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--canonical", action="store_true", help="feed the reference middles back (checks the harness)")
+    which.add_argument("--baseline", choices=("previous-line",),
+                       help="score a trivial baseline instead of a model (previous-line: repeat the line above)")
     p.add_argument("--limit", type=int, metavar="N", help="first N tasks of each file")
     p.add_argument("--kinds", metavar="K,K", help="only tasks of these kinds (comma-separated)")
     p.add_argument("--samples", type=int, default=1, metavar="K", help="fills per task, for pass@k (needs --temperature)")

@@ -154,6 +154,18 @@ def canonical_filler(task: Task, sample: int) -> Fill:
     return Fill(task.canonical)
 
 
+def previous_line_filler(task: Task, sample: int) -> Fill:
+    """A trivial baseline: repeat the line above. At a line start the whole line above (with its
+    newline) is the fill; mid-line, the rest of the line above from the cursor's column."""
+    lines = task.prompt.split("\n")
+    column = len(lines[-1])
+    above = lines[-2] if len(lines) > 1 else ""
+    return Fill(above + "\n" if column == 0 else above[column:])
+
+
+BASELINES = {"previous-line": previous_line_filler}
+
+
 class ModelFiller:
     """Fills a task's middle through the same ``infill`` call an editor request makes."""
 

@@ -12,8 +12,8 @@ import pytest
 
 from dcoder.cli import main
 from dcoder.errors import DcoderError
-from dcoder.evaluate import (Fill, Task, canonical_filler, exact_match, load_tasks, parses, pass_at_k, run,
-                             run_file, summarize)
+from dcoder.evaluate import (Fill, Task, canonical_filler, exact_match, load_tasks, parses, pass_at_k,
+                             previous_line_filler, run, run_file, summarize)
 from dcoder.execution import Limits, Sandbox
 
 BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
@@ -227,3 +227,20 @@ def test_dcoder_eval_end_to_end_with_a_tiny_model(dream_ckpt, tmp_path, capsys):
     assert report["options"]["oracle_length"] is True and report["options"]["samples"] == 2
     assert figures["tasks"] == 2 and figures["pass@1"] is None
     assert set(figures["by_kind"]) == {"node"} and figures["by_kind"]["node"]["tasks"] == 2
+
+
+def test_previous_line_baseline():
+    whole = Task("t", "def f(x):\n    y = x + 1\n", "    return y\n", "    y = y * 2\n")
+    assert previous_line_filler(whole, 0).text == "    y = x + 1\n"
+    mid = Task("t", "a = foo(1, 2)\nb = bar(", ")\n", "3, 4")
+    assert previous_line_filler(mid, 0).text == "1, 2)"
+    assert previous_line_filler(Task("t", "", "x\n", "y"), 0).text == "\n"
+
+
+def test_baseline_from_the_cli(tmp_path, capsys):
+    record = {"task_id": "a", "prompt": "x = 1\n", "suffix": "", "canonical_solution": "x = 1\n"}
+    path = write_jsonl(tmp_path / "t.jsonl", [record])
+    assert main(["eval", str(path), "--baseline", "previous-line", "--json", str(tmp_path / "o.json")]) == 0
+    report = json.loads((tmp_path / "o.json").read_text())
+    assert report["model"] == "baseline:previous-line"
+    assert report["results"][str(path)]["exact_match"] == 1.0
