@@ -191,7 +191,7 @@ def run(args) -> dict:
         model = Path(args.model) if args.model else None
         checkpoint = Path(args.checkpoint) if args.checkpoint else None
         if model is None:
-            from dcoder.cli import BUILTIN_MODEL
+            from dcoder.engine import BUILTIN_MODEL
 
             if not (BUILTIN_MODEL / "manifest.json").exists():
                 raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 from dcoder import __version__
 from dcoder.config import ALGS, SamplerConfig
+from dcoder.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 
 EXIT_USAGE = 2
-BUILTIN_MODEL = Path(__file__).parent / "weights"
 
 
 # ---- files and positions -------------------------------------------------------------------

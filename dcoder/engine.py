@@ -10,6 +10,8 @@ from dcoder.errors import DcoderError
 from dcoder.sampler import Backend
 from dcoder.tokenizer import Tokenizer
 
+BUILTIN_MODEL = Path(__file__).parent / "weights"  # shipped as package data
+
 
 @dataclass
 class Engine:

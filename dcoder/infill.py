@@ -11,7 +11,9 @@ from dcoder.config import SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
 from dcoder.sampler import StepState, denoise, log_softmax
-from dcoder.spans import Layout, Span, build_layout, default_budget, preview_text, span_text
+from dcoder import syntax
+from dcoder.spans import Layout, Span, build_layout, default_budget, preview_text
+from dcoder.validity import choose
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,11 @@ class InfillOptions:
     exact_length: int | None = None  # exactly this many tokens per span, no early end
     max_context: int | None = None  # tokens of document the model sees; None: the model's limit
     candidates: int = 1
+    # The document's language (grammar name, see dcoder.syntax): fills are fitted to the file's
+    # indentation and line endings, syntax regions get budgets for their kind, and fills that
+    # break the parse are searched past (candidates) and repaired (re-mask rounds).
+    language: str | None = None
+    repair_rounds: int = 2
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -29,6 +36,8 @@ class InfillOptions:
             raise DcoderError("--exact-length must be at least 1")
         if self.candidates < 1:
             raise DcoderError("--candidates must be at least 1")
+        if self.repair_rounds < 0:
+            raise DcoderError("--repair must be at least 0")
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,8 @@ class InfillResult:
     cancelled: bool
     score: float  # mean log-probability of the generated tokens
     generated_tokens: int
+    parses: bool | None = None  # the fill adds no parse error; None: not checked (no language given)
+    repairs: int = 0  # re-mask rounds spent on a fill that broke the parse
 
 
 OnProgress = Callable[[Progress], bool | None]
@@ -78,12 +89,19 @@ def _layout(engine: Engine, text: str, spans: list[Span], options: InfillOptions
     return build_layout(text, spans, engine.tokenizer, engine.tokens, max_len, engine.lead)
 
 
-def _budget(engine: Engine, text: str, start: int, end: int, options: InfillOptions) -> int:
+def _budget(engine: Engine, text: str, start: int, end: int, options: InfillOptions, kind: str | None = None) -> int:
     if options.exact_length is not None:
         return options.exact_length
     if options.max_tokens is not None:
         return options.max_tokens
-    return default_budget(text, start, end, engine.tokenizer)
+    return default_budget(text, start, end, engine.tokenizer, kind)
+
+
+def _kinds(text: str, ranges: list[tuple[int, int]], options: InfillOptions) -> list[str | None]:
+    """The syntax region each range is exactly, if any (it sets the budget)."""
+    sized = options.max_tokens is not None or options.exact_length is not None
+    doc = syntax.parse(text, options.language) if options.language is not None and not sized else None
+    return [doc.kind_of(a, b) if doc is not None else None for a, b in ranges]
 
 
 def _progress_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None):
@@ -103,25 +121,26 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
          on_progress: OnProgress | None, extra_passes: int = 0) -> InfillResult:
     batch = np.repeat(ids[None], options.candidates, axis=0)
     suppress = tuple(engine.tokens.stripped) if options.exact_length is not None else ()
-    result = denoise(batch, engine.backend, options.sampler, engine.tokens.mask,
-                     _progress_callback(engine, layout, on_progress), suppress)
+    on_step = _progress_callback(engine, layout, on_progress)
+
+    def resample(rows: np.ndarray):
+        return denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step, suppress)
+
+    result = resample(batch)
     generated = batch == engine.tokens.mask
-    counts = np.maximum(generated.sum(axis=1), 1)
-    scores = (result.logprobs * generated).sum(axis=1) / counts
-    best = int(np.argmax(scores))
-    row = result.ids[best]
-    edits = tuple(
-        Edit(span.start, span.end, span_text(row, slot, engine.tokenizer, engine.tokens))
-        for span, slot in zip(layout.spans, layout.slots)
-    )
+    pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
+                  options.repair_rounds, resample)
+    edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
     return InfillResult(
         text=apply_edits(text, edits),
         edits=edits,
-        forward_passes=result.forward_passes + extra_passes,
-        steps=result.steps,
+        forward_passes=result.forward_passes + pick.forward_passes + extra_passes,
+        steps=result.steps + pick.steps,
         cancelled=result.cancelled,
-        score=float(scores[best]),
-        generated_tokens=int(generated[best].sum()),
+        score=pick.score,
+        generated_tokens=int(generated[0].sum()),
+        parses=pick.parses,
+        repairs=pick.repairs,
     )
 
 
@@ -131,7 +150,8 @@ def infill(engine: Engine, text: str, ranges: list[tuple[int, int]], options: In
     options = options or InfillOptions()
     if not ranges:
         raise DcoderError("nothing to fill: no range, cursor or <|mask|> hole given")
-    spans = [Span(a, b, _budget(engine, text, a, b, options)) for a, b in ranges]
+    kinds = _kinds(text, ranges, options)
+    spans = [Span(a, b, _budget(engine, text, a, b, options, kind)) for (a, b), kind in zip(ranges, kinds)]
     layout = _layout(engine, text, spans, options)
     return _run(engine, text, layout, layout.ids, options, on_progress)
 

@@ -50,12 +50,24 @@ def bucket(n: int) -> int:
     return BUDGET_BUCKETS[-1]
 
 
-def default_budget(text: str, start: int, end: int, tokenizer: Tokenizer) -> int:
+# Fewest mask tokens a syntax region of each kind gets, whatever its current size (see grammars/README.md).
+REGION_FLOOR = {
+    "function.outer": 128, "function.inner": 128, "class.outer": 256, "class.inner": 256,
+    "block": 64, "statement": 32, "docstring": 64, "comprehension": 32, "lambda": 32,
+}
+
+
+def default_budget(text: str, start: int, end: int, tokenizer: Tokenizer, kind: str | None = None) -> int:
     """Mask tokens to reserve when the caller gives no length.
 
     A selection gets room to grow by a quarter; a cursor with code after it on the line gets a
     single-line budget; an empty line gets a few lines; after a block opener, a whole block.
+    A syntax region (``kind`` names it) gets half again its current size, and never less than
+    its kind's floor: a two-line function body may well be rewritten as ten.
     """
+    if kind is not None:
+        current = len(tokenizer.encode(text[start:end])) if end > start else 0
+        return bucket(max(int(current * 1.5) + 8, REGION_FLOOR.get(kind, 0)))
     if end > start:
         return bucket(int(len(tokenizer.encode(text[start:end])) * 1.25) + 8)
     line_start = text.rfind("\n", 0, start) + 1

@@ -26,7 +26,7 @@ def test_infill_at_cursor_prints_the_whole_file(dream_ckpt, sample_file):
 
 def test_infill_range_json_reports_edit(dream_ckpt, sample_file):
     r = dcoder("infill", sample_file, "--range", "3:12-3:17", "--model", dream_ckpt, "--json",
-               "--max-tokens", "6", "--steps", "3")
+               "--max-tokens", "6", "--steps", "3", "--repair", "0")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     (edit,) = out["edits"]
@@ -39,7 +39,8 @@ def test_holes_are_filled_in_one_run_in_place(dream_ckpt, tmp_path):
     f = tmp_path / "holes.py"
     f.write_text("x = <|mask|>\ny = [<|mask|>]\n")
     os.chmod(f, 0o640)
-    r = dcoder("infill", f, "--model", dream_ckpt, "--in-place", "--max-tokens", "4", "--steps", "2")
+    r = dcoder("infill", f, "--model", dream_ckpt, "--in-place", "--max-tokens", "4", "--steps", "2",
+               "--repair", "0", "--allow-broken")
     assert r.returncode == 0, r.stderr
     new = f.read_text()
     assert "<|mask|>" not in new and new.startswith("x = ") and "\ny = [" in new and new.endswith("]\n")
@@ -49,7 +50,7 @@ def test_holes_are_filled_in_one_run_in_place(dream_ckpt, tmp_path):
 
 def test_refine_diff_and_show_steps(dream_ckpt, sample_file):
     r = dcoder("refine", sample_file, "--range", "11:9-12:26", "--model", dream_ckpt, "--diff", "--show-steps",
-               "--steps", "4", "--max-tokens", "8")
+               "--steps", "4", "--max-tokens", "8", "--repair", "0")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("--- a/") and "-        self.value += by" in r.stdout
     assert r.stderr.count("step ") == 4
@@ -129,7 +130,8 @@ def test_bad_checkpoints_are_refused_clearly(dream_ckpt, sample_file, tmp_path):
 def test_crlf_file_keeps_its_line_endings(dream_ckpt, tmp_path):
     f = tmp_path / "crlf.py"
     f.write_bytes(b"a = 1\r\nb = <|mask|>\r\nc = 3\r\n")
-    r = dcoder("infill", f, "--model", dream_ckpt, "--in-place", "--max-tokens", "3", "--steps", "1")
+    r = dcoder("infill", f, "--model", dream_ckpt, "--in-place", "--max-tokens", "3", "--steps", "1",
+               "--repair", "0", "--allow-broken")
     assert r.returncode == 0, r.stderr
     data = f.read_bytes()
     assert data.startswith(b"a = 1\r\nb = ") and data.endswith(b"\r\nc = 3\r\n")

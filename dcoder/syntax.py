@@ -1,0 +1,321 @@
+"""Syntax regions and parse checks with tree-sitter, in str character offsets.
+
+The regions a language offers are written as tree-sitter queries in
+``grammars/<language>/regions.scm`` (vocabulary: grammars/README.md). tree-sitter works in UTF-8
+bytes; everything here takes and returns character offsets into the Python string, converted
+through a byte index, so non-ASCII identifiers, tabs and CRLF line endings keep their places.
+A language without a parser or without a query file has no regions: callers fall back to
+plain character spans and show ``note(language)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dcoder.errors import DcoderError
+
+# One source, grammars/ at the top of the checkout; a wheel installs it as dcoder/grammars (pyproject package-dir).
+GRAMMAR_DIRS = (Path(__file__).parent / "grammars", Path(__file__).parent.parent / "grammars")
+QUERY_FILE = "regions.scm"
+
+EXTENSIONS = {
+    ".py": "python", ".pyi": "python", ".pyw": "python",
+    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
+    ".ts": "typescript", ".mts": "typescript", ".tsx": "tsx",
+    ".rs": "rust", ".go": "go", ".java": "java", ".kt": "kotlin", ".scala": "scala",
+    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp",
+    ".cs": "csharp", ".rb": "ruby", ".php": "php", ".lua": "lua", ".swift": "swift",
+    ".sh": "bash", ".bash": "bash", ".hs": "haskell", ".ml": "ocaml", ".jl": "julia", ".r": "r",
+}
+# LSP language identifiers that differ from the grammar name.
+LANGUAGE_IDS = {"typescriptreact": "tsx", "javascriptreact": "javascript", "shellscript": "bash"}
+
+
+@dataclass(frozen=True)
+class Region:
+    name: str  # capture name from the query file, e.g. "function.inner"
+    start: int
+    end: int
+    node_type: str  # tree-sitter node type of the (first) captured node
+    depth: int = 0  # nesting depth of that node: breaks ties between regions of one range
+    order: int = 0  # index of its pattern in the query file: breaks the remaining ties
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A parse error: an ERROR node, or a MISSING node tree-sitter invented to recover."""
+
+    kind: str  # "ERROR" or "MISSING <type>"
+    start: int
+    end: int
+    context: tuple[int, int]  # smallest node to regenerate: the error itself, a missing node's parent
+
+
+@dataclass(frozen=True)
+class Grammar:
+    name: str
+    language: object  # tree_sitter.Language
+    query: object | None  # tree_sitter.Query, None when the language has no regions.scm
+    inside: dict[int, frozenset[str]]  # pattern index -> captures that exclude their delimiters
+
+    def parser(self):
+        from tree_sitter import Parser
+
+        return Parser(self.language)
+
+
+def language_of(path: str | Path | None = None, language_id: str | None = None) -> str | None:
+    """Grammar name for an LSP language id or, failing that, a file name's extension."""
+    if language_id:
+        return LANGUAGE_IDS.get(language_id, language_id)
+    if path is not None:
+        return EXTENSIONS.get(Path(path).suffix.lower())
+    return None
+
+
+def grammar_dir(language: str) -> Path | None:
+    for root in GRAMMAR_DIRS:
+        if (root / language / QUERY_FILE).is_file():
+            return root / language
+    return None
+
+
+def _ts_language(name: str):
+    if name == "python":
+        import tree_sitter_python
+        from tree_sitter import Language
+
+        return Language(tree_sitter_python.language())
+    try:
+        from tree_sitter_language_pack import get_language
+    except ImportError:
+        return None
+    try:
+        return get_language(name)
+    except Exception:  # the pack raises its own error types (not found, not downloaded, ...)
+        return None
+
+
+@functools.cache
+def grammar(language: str | None) -> Grammar | None:
+    """The parser and region queries of ``language``; None when there is no parser for it."""
+    if not language:
+        return None
+    ts_language = _ts_language(language)
+    if ts_language is None:
+        return None
+    folder = grammar_dir(language)
+    if folder is None:
+        return Grammar(language, ts_language, None, {})
+    from tree_sitter import Query, QueryError
+
+    path = folder / QUERY_FILE
+    try:
+        query = Query(ts_language, path.read_text(encoding="utf-8"))
+    except QueryError as exc:
+        raise DcoderError(f"{path}: {exc}") from None
+    inside = {}
+    for i in range(query.pattern_count):
+        names = [v for k, v in query.pattern_settings(i).items() if k == "inside"]
+        if names:
+            inside[i] = frozenset(names)
+    return Grammar(language, ts_language, query, inside)
+
+
+def note(language: str | None) -> str | None:
+    """One line saying why ``language`` has no syntax regions, or None when it has them."""
+    if not language:
+        return "unknown language: no syntax regions, using plain character spans"
+    g = grammar(language)
+    if g is None:
+        return (f"no tree-sitter parser for {language} (install tree-sitter-language-pack): "
+                "no syntax regions, using plain character spans")
+    if g.query is None:
+        return f"no grammars/{language}/{QUERY_FILE}: no syntax regions for {language}, using plain character spans"
+    return None
+
+
+class _Offsets:
+    """Character <-> UTF-8 byte offsets of one text (identity for ASCII)."""
+
+    def __init__(self, text: str, data: bytes):
+        self.ascii = len(text) == len(data)
+        if not self.ascii:
+            lead = (np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80
+            self._char = np.concatenate([[0], np.cumsum(lead)])
+            self._byte = np.append(np.flatnonzero(lead), len(data))
+
+    def char(self, byte: int) -> int:
+        return byte if self.ascii else int(self._char[byte])
+
+    def byte(self, char: int) -> int:
+        return char if self.ascii else int(self._byte[char])
+
+
+def _point(data: bytes, byte: int) -> tuple[int, int]:
+    row = data.count(b"\n", 0, byte)
+    return row, byte - (data.rfind(b"\n", 0, byte) + 1)
+
+
+def _depth(node) -> int:
+    d = 0
+    while node.parent is not None:
+        node = node.parent
+        d += 1
+    return d
+
+
+class Document:
+    """A text parsed with one grammar. ``edit`` reparses incrementally, reusing the old tree."""
+
+    def __init__(self, text: str, grammar: Grammar, old_tree=None):
+        self.text = text
+        self.grammar = grammar
+        self.data = text.encode("utf-8")
+        self.offsets = _Offsets(text, self.data)
+        parser = grammar.parser()
+        self.tree = parser.parse(self.data, old_tree) if old_tree is not None else parser.parse(self.data)
+        self._regions: list[Region] | None = None
+
+    def edit(self, start: int, end: int, new_text: str) -> Document:
+        """The document with ``text[start:end]`` replaced by ``new_text``, reparsed incrementally."""
+        text = self.text[:start] + new_text + self.text[end:]
+        sb, ob = self.offsets.byte(start), self.offsets.byte(end)
+        nb = sb + len(new_text.encode("utf-8"))
+        new_data = self.data[:sb] + new_text.encode("utf-8") + self.data[ob:]
+        tree = self.tree.copy()
+        tree.edit(start_byte=sb, old_end_byte=ob, new_end_byte=nb, start_point=_point(self.data, sb),
+                  old_end_point=_point(self.data, ob), new_end_point=_point(new_data, nb))
+        return Document(text, self.grammar, tree)
+
+    def span(self, node) -> tuple[int, int]:
+        return self.offsets.char(node.start_byte), self.offsets.char(node.end_byte)
+
+    @property
+    def has_error(self) -> bool:
+        return self.tree.root_node.has_error
+
+    def problems(self) -> list[Problem]:
+        """Every ERROR and MISSING node, outermost ERROR only."""
+        out = []
+        stack = [self.tree.root_node] if self.tree.root_node.has_error else []
+        while stack:
+            node = stack.pop()
+            if node.is_error or node.is_missing:
+                start, end = self.span(node)
+                context = self.span(node.parent) if node.is_missing and node.parent is not None else (start, end)
+                kind = "ERROR" if node.is_error else f"MISSING {node.type}"
+                out.append(Problem(kind, start, end, context))
+                continue
+            stack.extend(c for c in node.children if c.has_error or c.is_missing)
+        return sorted(out, key=lambda p: (p.start, p.end, p.kind))
+
+    def regions(self) -> list[Region]:
+        """Every region the query file captures, once per (name, range)."""
+        if self._regions is None:
+            self._regions = self._collect() if self.grammar.query is not None else []
+        return self._regions
+
+    def _collect(self) -> list[Region]:
+        from tree_sitter import QueryCursor
+
+        seen: dict[tuple[str, int, int], Region] = {}
+        for pattern, captures in QueryCursor(self.grammar.query).matches(self.tree.root_node):
+            inside = self.grammar.inside.get(pattern, frozenset())
+            for name, nodes in captures.items():
+                first, last = nodes[0], nodes[-1]
+                if name in inside and first.child_count >= 2:
+                    start, end = first.children[0].end_byte, last.children[-1].start_byte
+                else:
+                    start, end = min(n.start_byte for n in nodes), max(n.end_byte for n in nodes)
+                key = (name, self.offsets.char(start), self.offsets.char(end))
+                if key not in seen:
+                    seen[key] = Region(name, key[1], key[2], first.type, _depth(first), pattern)
+        return sorted(seen.values(), key=_inner_first)
+
+    def regions_at(self, position: int) -> list[Region]:
+        """Regions containing ``position`` (ends included), innermost first."""
+        return [r for r in self.regions() if r.start <= position <= r.end]
+
+    def region(self, position: int, name: str) -> Region | None:
+        return next((r for r in self.regions_at(position) if r.name == name), None)
+
+    def expand(self, start: int, end: int) -> Region | None:
+        """The smallest region that contains [start, end) and is larger than it."""
+        return next((r for r in self.regions()
+                     if r.start <= start and end <= r.end and (r.start, r.end) != (start, end)), None)
+
+    def kind_of(self, start: int, end: int) -> str | None:
+        """Name of the innermost region whose range is exactly [start, end)."""
+        return next((r.name for r in self.regions() if (r.start, r.end) == (start, end)), None)
+
+
+def _inner_first(r: Region):
+    return r.end - r.start, -r.depth, r.order, r.start
+
+
+def parse(text: str, language: str | None, old: Document | None = None,
+          edit: tuple[int, int, str] | None = None) -> Document | None:
+    """Parse ``text``; None when ``language`` has no parser.
+
+    Given the previous ``old`` document and the ``edit`` (start, end, new text) that turned
+    ``old.text`` into ``text``, the old tree is reused (incremental reparse).
+    """
+    if old is not None and edit is not None:
+        doc = old.edit(*edit)
+        if doc.text != text:
+            raise ValueError("the edit does not turn the old document into the new text")
+        return doc
+    g = grammar(language)
+    return Document(text, g) if g is not None else None
+
+
+def regions_at(text: str, position: int, language: str | None = "python") -> list[Region]:
+    doc = parse(text, language)
+    return doc.regions_at(position) if doc is not None else []
+
+
+def region(text: str, position: int, name: str, language: str | None = "python") -> Region | None:
+    doc = parse(text, language)
+    return doc.region(position, name) if doc is not None else None
+
+
+def expand(text: str, selection: tuple[int, int], language: str | None = "python") -> Region | None:
+    doc = parse(text, language)
+    return doc.expand(*selection) if doc is not None else None
+
+
+def region_names(language: str | None) -> list[str]:
+    """The capture names the language's query file defines, in file order."""
+    g = grammar(language)
+    if g is None or g.query is None:
+        return []
+    q = g.query
+    return list(dict.fromkeys(q.capture_name(i) for i in range(q.capture_count)))
+
+
+def introduced_problems(before: Document, after: Document, edits: list[tuple[int, int, str]]) -> list[Problem]:
+    """Problems of ``after`` that ``before`` did not have, once ``edits`` (start, end, text) are applied.
+
+    A problem of ``before`` outside every edit is carried to its shifted place; one that an
+    edit touches is gone (the edit replaced it).
+    """
+    edits = sorted(edits)
+    carried = set()
+    for p in before.problems():
+        shift, keep = 0, True
+        for a, b, new in edits:
+            if p.end <= a:
+                break
+            if p.start >= b:
+                shift += len(new) - (b - a)
+            else:
+                keep = False
+                break
+        if keep:
+            carried.add((p.kind, p.start + shift, p.end + shift))
+    return [p for p in after.problems() if (p.kind, p.start, p.end) not in carried]

@@ -1,0 +1,174 @@
+"""Choose the fill to return so that the file keeps parsing.
+
+After a batch of candidates is denoised, each is spliced into the document and reparsed
+(incrementally); the best-scoring one that adds no ERROR or MISSING node wins. When none does,
+the tokens of the smallest broken node of the best candidate are masked again and denoised with
+everything else fixed, for a few rounds. If still nothing parses, the least broken candidate is
+returned with ``parses=False``: the caller decides what to do with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from dcoder import syntax
+from dcoder.engine import Engine
+from dcoder.indent import fit
+from dcoder.sampler import SampleResult
+from dcoder.spans import Layout, span_text
+
+Resample = Callable[[np.ndarray], SampleResult]
+
+
+@dataclass(frozen=True)
+class Choice:
+    fills: tuple[str, ...]  # text of each span, in layout order
+    score: float
+    parses: bool | None  # None: not checked (no language, no parser, or cancelled)
+    repairs: int  # re-mask rounds run
+    forward_passes: int  # spent on those rounds
+    steps: int
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    row: np.ndarray
+    logprobs: np.ndarray
+    score: float
+    raw: tuple[str, ...]  # decoded fills
+    fills: tuple[str, ...]  # fitted to the document (line endings, indentation)
+    problems: tuple[syntax.Problem, ...]
+
+
+def scores(logprobs: np.ndarray, generated: np.ndarray) -> np.ndarray:
+    """Mean log-probability of each row's generated tokens."""
+    counts = np.maximum(generated.sum(axis=1), 1)
+    return (logprobs * generated).sum(axis=1) / counts
+
+
+def raw_fills(engine: Engine, layout: Layout, row: np.ndarray) -> tuple[str, ...]:
+    return tuple(span_text(row, slot, engine.tokenizer, engine.tokens) for slot in layout.slots)
+
+
+class _Checker:
+    def __init__(self, engine: Engine, text: str, layout: Layout, doc: syntax.Document):
+        self.engine, self.text, self.layout, self.doc = engine, text, layout, doc
+
+    def candidate(self, row: np.ndarray, logprobs: np.ndarray, score: float) -> _Candidate:
+        raw = raw_fills(self.engine, self.layout, row)
+        fills = tuple(fit(self.text, s.start, s.end, f) for s, f in zip(self.layout.spans, raw))
+        edits = [(s.start, s.end, f) for s, f in zip(self.layout.spans, fills)]
+        after = self.doc
+        for start, end, new in sorted(edits, reverse=True):  # back to front: earlier offsets hold
+            after = after.edit(start, end, new)
+        problems = tuple(syntax.introduced_problems(self.doc, after, edits))
+        return _Candidate(row, logprobs, float(score), raw, fills, problems)
+
+    def ranges(self, fills: tuple[str, ...]) -> list[tuple[int, int]]:
+        """Where each fill lies in the new document."""
+        out, shift = [], 0
+        for span, fill in zip(self.layout.spans, fills):
+            out.append((span.start + shift, span.start + shift + len(fill)))
+            shift += len(fill) - (span.end - span.start)
+        return out
+
+
+def _lead(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _size(p: syntax.Problem) -> int:
+    return p.context[1] - p.context[0]
+
+
+def _raw_offset(raw: str, fitted: str, offset: int) -> int:
+    """Map an offset in a fitted fill back to the decoded fill: fitting only changes line starts and ends."""
+    line = fitted.count("\n", 0, offset)
+    col = offset - (fitted.rfind("\n", 0, offset) + 1)
+    raw_lines, fit_lines = raw.split("\n"), fitted.split("\n")
+    if line >= len(raw_lines):
+        return len(raw)
+    col = min(max(0, col - (_lead(fit_lines[line]) - _lead(raw_lines[line]))), len(raw_lines[line]))
+    return sum(len(x) + 1 for x in raw_lines[:line]) + col
+
+
+def broken_tokens(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate) -> np.ndarray:
+    """Positions of ``cand.row`` to mask again: the tokens of its smallest broken node, one more each side."""
+    ranges = checker.ranges(cand.fills)
+    touching = [(p, i) for p in cand.problems for i, (a, b) in enumerate(ranges)
+                if p.context[0] <= b and p.context[1] >= a]
+    if touching:
+        problem, i = min(touching, key=lambda t: _size(t[0]))
+    else:  # a fill broke something beyond itself (an unclosed bracket): redo the nearest fill
+        problem = min(cand.problems, key=_size)
+        i = min(range(len(ranges)), key=lambda j: abs(ranges[j][1] - problem.context[0]))
+    fs, fe = ranges[i]
+    raw, fitted = cand.raw[i], cand.fills[i]
+    lo = _raw_offset(raw, fitted, max(problem.context[0], fs) - fs)
+    hi = _raw_offset(raw, fitted, min(problem.context[1], fe) - fs)
+
+    a, b = layout.slots[i]
+    stripped = engine.tokens.stripped
+    kept = [p for p in range(a, b) if int(cand.row[p]) not in stripped]
+    tokens = [int(cand.row[p]) for p in kept]
+    bounds = [len(engine.tokenizer.decode(tokens[:k])) for k in range(len(tokens) + 1)]
+    hit = [k for k in range(len(tokens)) if bounds[k] <= hi and bounds[k + 1] >= lo]
+    remask = np.zeros(len(cand.row), dtype=bool)
+    if not hit or lo > hi:
+        remask[a:b] = True
+        return remask
+    first, last = max(0, hit[0] - 1), min(len(tokens) - 1, hit[-1] + 1)
+    remask[[kept[k] for k in range(first, last + 1)]] = True
+    if last == len(tokens) - 1:  # the broken node runs to the fill's end: let it grow into the padding
+        remask[kept[last]:b] = True
+    return remask
+
+
+def _best(cands: list[_Candidate]) -> _Candidate:
+    return min(cands, key=lambda c: (len(c.problems), -c.score))
+
+
+def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, generated: np.ndarray,
+           language: str | None, candidates: int, repair_rounds: int, resample: Resample) -> Choice:
+    """The fill to return from a denoised batch (see the module docstring)."""
+    row_scores = scores(result.logprobs, generated)
+    order = np.argsort(-row_scores, kind="stable")
+    doc = syntax.parse(text, language) if language is not None and not result.cancelled else None
+    if doc is None:
+        best = int(order[0])
+        fills = raw_fills(engine, layout, result.ids[best])
+        if language is not None:
+            fills = tuple(fit(text, s.start, s.end, f) for s, f in zip(layout.spans, fills))
+        return Choice(fills, float(row_scores[best]), None, 0, 0, 0)
+
+    checker = _Checker(engine, text, layout, doc)
+    tried: list[_Candidate] = []
+    for r in order:
+        cand = checker.candidate(result.ids[r], result.logprobs[r], row_scores[r])
+        if not cand.problems:
+            return Choice(cand.fills, cand.score, True, 0, 0, 0)
+        tried.append(cand)
+
+    current, passes, steps, rounds = tried[0], 0, 0, 0
+    for rounds in range(1, repair_rounds + 1):
+        remask = broken_tokens(engine, layout, checker, current)
+        ids = current.row.copy()
+        ids[remask] = engine.tokens.mask
+        res = resample(np.repeat(ids[None], candidates, axis=0))
+        passes, steps = passes + res.forward_passes, steps + res.steps
+        logprobs = np.where(remask[None], res.logprobs, current.logprobs[None])
+        round_scores = scores(logprobs, generated[:1])
+        batch = [checker.candidate(res.ids[r], logprobs[r], round_scores[r])
+                 for r in np.argsort(-round_scores, kind="stable")]
+        valid = [c for c in batch if not c.problems]
+        if valid:
+            return Choice(valid[0].fills, valid[0].score, True, rounds, passes, steps)
+        tried.extend(batch)
+        current = batch[0]
+        if res.cancelled:
+            break
+    best = _best(tried)
+    return Choice(best.fills, best.score, False, rounds, passes, steps)

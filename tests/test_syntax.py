@@ -1,0 +1,430 @@
+"""Syntax regions, syntax-valid fills, indentation fitting, training spans and the `regions` /
+`infill --region` commands, on real code with real tree-sitter (issue 4)."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dcoder import syntax
+from dcoder.indent import fit, line_ending, reindent
+from dcoder.masking import SpanMix, sample_spans
+from dcoder.sampler import SampleResult
+from dcoder.spans import Span, bucket, build_layout, default_budget
+
+CODE = textwrap.dedent('''\
+    import os
+    from typing import (Any,
+        Dict)
+
+
+    def outer(x):
+        def inner(y: int = 2, *rest, **kw):
+            return [v * y for v in rest if v > 0]
+        return inner
+
+
+    @cache
+    @wraps(f)
+    async def fetch(url, /, *, timeout=None):
+        """Fetch {url}."""
+        async with session.get(url) as r:
+            data = await r.json()
+        key = lambda d, k=1: d[k]
+        total += len(data)
+        assert data, "empty"
+        msg = f"{data['x']} of {{total}}"
+        match data:
+            case {"kind": kind}:
+                pass
+        while total > 10:
+            total -= 1
+        return key(data) if data else call()
+
+
+    class Box(Base):
+        """A box."""
+
+        def größe(self, ä):
+            return ä * 2
+''')
+
+
+def at(text: str, marker: str, offset: int = 0) -> int:
+    assert text.count(marker) == 1, marker
+    return text.index(marker) + offset
+
+
+def named(text: str, marker: str, name: str, offset: int = 0) -> str:
+    r = syntax.region(text, at(text, marker, offset), name)
+    assert r is not None, (marker, name, [x.name for x in syntax.regions_at(text, at(text, marker, offset))])
+    return text[r.start:r.end]
+
+
+@pytest.mark.parametrize("marker, name, expected", [
+    ("v * y", "comprehension", "[v * y for v in rest if v > 0]"),
+    ("v > 0", "condition", "v > 0"),
+    ("v * y", "return.value", "[v * y for v in rest if v > 0]"),
+    ("v * y", "function.inner", "return [v * y for v in rest if v > 0]"),
+    ("= 2, *rest", "parameter", "y: int = 2"),
+    ("= 2, *rest", "parameters", "y: int = 2, *rest, **kw"),
+    ("url, /", "parameters", "url, /, *, timeout=None"),
+    ("Fetch", "docstring", "Fetch {url}."),
+    ("Fetch", "string", '"""Fetch {url}."""'),
+    ("A box", "docstring", "A box."),
+    ("k=1", "lambda", "lambda d, k=1: d[k]"),
+    ("k=1", "parameter", "k=1"),
+    ("k=1", "assignment.rhs", "lambda d, k=1: d[k]"),
+    ("len(data)", "assignment.rhs", "len(data)"),
+    ("data)\n    assert", "call.inner", "data"),
+    ("len(data)", "call.outer", "len(data)"),
+    ('data, "empty"', "condition", "data"),
+    ("{data['x']}", "string", "f\"{data['x']} of {{total}}\""),
+    ("{data['x']}", "assignment.rhs", "f\"{data['x']} of {{total}}\""),
+    ('"kind"', "string", '"kind"'),
+    ("pass", "statement", "pass"),
+    ("total > 10", "condition", "total > 10"),
+    ("total -= 1", "block", "total -= 1"),
+    ("call()", "return.value", "key(data) if data else call()"),
+    ("data else", "condition", "data"),
+    ("Dict", "import", "from typing import (Any,\n    Dict)"),
+    ("os", "import", "import os"),
+    ("wraps", "decorator", "@wraps(f)"),
+    ("ä * 2", "return.value", "ä * 2"),
+    ("größe", "function.outer", "def größe(self, ä):\n        return ä * 2"),
+    ("A box", "class.inner", CODE[CODE.index('"""A box') : CODE.index("ä * 2") + 5]),
+])
+def test_region_vocabulary_on_real_code(marker, name, expected):
+    assert syntax.parse(CODE, "python").has_error is False
+    assert named(CODE, marker, name) == expected
+
+
+def test_regions_are_listed_innermost_first_through_nested_and_decorated_defs():
+    pos = at(CODE, "v * y")
+    found = syntax.regions_at(CODE, pos)
+    spans = [(r.start, r.end) for r in found]
+    assert all(a <= pos <= b for a, b in spans)
+    # each next region contains the previous one
+    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    outers = [CODE[r.start:r.end].split("(")[0] for r in found if r.name == "function.outer"]
+    assert outers == ["def inner", "def outer"]
+    deco = [CODE[r.start:r.end].split("(")[0].split("\n")[0] for r in syntax.regions_at(CODE, at(CODE, "url, /"))
+            if r.name == "function.outer"]
+    assert deco == ["async def fetch", "@cache"]  # without, then with its decorators
+
+
+def test_empty_brackets_give_zero_width_insides():
+    text = "def f():\n    return g()\n"
+    params = syntax.region(text, at(text, "f()") + 2, "parameters")
+    args = syntax.region(text, at(text, "g()") + 2, "call.inner")
+    assert (params.start, params.end) == (at(text, "f()") + 2,) * 2
+    assert (args.start, args.end) == (at(text, "g()") + 2,) * 2
+
+
+def test_crlf_tabs_and_non_ascii_keep_character_offsets():
+    text = "def größe(ä):\r\n\tif ä:\r\n\t\treturn 'ü' * ä\r\n\treturn None\r\n"
+    assert named(text, "'ü' * ä", "return.value") == "'ü' * ä"
+    assert named(text, "ä:", "condition") == "ä"
+    assert named(text, "if ä", "function.inner") == "if ä:\r\n\t\treturn 'ü' * ä\r\n\treturn None"
+    assert named(text, "ä)", "parameters") == "ä"
+
+
+def test_expand_is_monotone_up_to_the_module():
+    doc = syntax.parse(CODE, "python")
+    sel = (at(CODE, "v * y"), at(CODE, "v * y") + 1)
+    chain = []
+    while (r := doc.expand(*sel)) is not None:
+        assert r.start <= sel[0] and sel[1] <= r.end and (r.start, r.end) != sel
+        chain.append(r)
+        sel = (r.start, r.end)
+    # the inner body is that one statement: expanding skips regions of the same range
+    assert [r.name for r in chain][:3] == ["comprehension", "statement", "function.outer"]
+    assert CODE[chain[-1].start:chain[-1].end].startswith("def outer")
+    assert syntax.expand(CODE, (at(CODE, "y:"), at(CODE, "y:") + 1)).name == "parameter"
+
+
+def test_one_capture_over_several_nodes_runs_from_first_to_last():
+    from tree_sitter import Query
+
+    py = syntax.grammar("python")
+    g = syntax.Grammar("python", py.language, Query(py.language, "(argument_list (identifier) @names (identifier) @names)"), {})
+    text = "f(1, a, b)\n"
+    (r,) = syntax.Document(text, g).regions()
+    assert text[r.start:r.end] == "a, b"
+
+
+def test_incremental_reparse_matches_a_fresh_parse():
+    doc = syntax.parse(CODE, "python")
+    start = at(CODE, "v > 0")
+    new_text = CODE[:start] + "v >= limit(0)" + CODE[start + 5:]
+    edited = syntax.parse(new_text, "python", old=doc, edit=(start, start + 5, "v >= limit(0)"))
+    fresh = syntax.parse(new_text, "python")
+    assert str(edited.tree.root_node) == str(fresh.tree.root_node)
+    assert edited.regions() == fresh.regions()
+    assert named(new_text, "v >= limit", "condition") == "v >= limit(0)"
+    with pytest.raises(ValueError):
+        syntax.parse("something else", "python", old=doc, edit=(0, 1, "x"))
+
+
+def test_language_from_extension_and_lsp_id():
+    assert syntax.language_of("a/b.py") == "python" and syntax.language_of("x.PYI") == "python"
+    assert syntax.language_of("main.rs") == "rust" and syntax.language_of("notes.txt") is None
+    assert syntax.language_of(language_id="python") == "python"
+    assert syntax.language_of("x.txt", language_id="typescriptreact") == "tsx"
+    assert "function.inner" in syntax.region_names("python")
+
+
+def test_unknown_language_falls_back_with_a_note():
+    assert syntax.parse(CODE, None) is None and syntax.regions_at(CODE, 5, None) == []
+    assert syntax.parse(CODE, "no-such-language") is None
+    assert syntax.region_names("no-such-language") == []
+    for lang in (None, "no-such-language"):
+        line = syntax.note(lang)
+        assert line and "\n" not in line and "plain character spans" in line
+    assert syntax.note("python") is None
+
+
+def test_introduced_problems_ignore_errors_the_file_already_had():
+    before = syntax.parse("x = (1,\ny = 2\n", "python")
+    assert before.has_error
+    ok = before.edit(at(before.text, "2"), at(before.text, "2") + 1, "3")
+    assert syntax.introduced_problems(before, ok, [(at(before.text, "2"), at(before.text, "2") + 1, "3")]) == []
+    clean = syntax.parse("y = f(a)\n", "python")
+    broken = clean.edit(6, 7, "a +")
+    (p,) = syntax.introduced_problems(clean, broken, [(6, 7, "a +")])
+    assert p.kind.startswith(("ERROR", "MISSING"))
+
+
+# ---- syntax-valid fills ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine(dream_ckpt):
+    from dcoder.engine import load_engine
+
+    return load_engine(dream_ckpt)
+
+
+def _rows(engine, layout, fills: list[str]) -> np.ndarray:
+    """Batch rows whose single slot holds each fill's tokens, padded with the span-padding token."""
+    a, b = layout.slots[0]
+    rows = np.repeat(layout.ids[None], len(fills), axis=0)
+    for i, fill in enumerate(fills):
+        toks = engine.tokenizer.encode(fill)
+        assert len(toks) <= b - a
+        rows[i, a:b] = engine.tokens.span_pad
+        rows[i, a:a + len(toks)] = toks
+    return rows
+
+
+def _setup(engine, text, start, end, budget=16):
+    layout = build_layout(text, [Span(start, end, budget)], engine.tokenizer, engine.tokens, 512, engine.lead)
+    generated = np.repeat((layout.ids == engine.tokens.mask)[None], 1, axis=0)
+    return layout, generated
+
+
+def _result(rows, scores):
+    logprobs = np.zeros(rows.shape, dtype=np.float32)
+    logprobs[:] = np.asarray(scores, dtype=np.float32)[:, None]
+    return SampleResult(rows, logprobs, 1, 1, False)
+
+
+def _no_resample(rows):
+    raise AssertionError("no repair round expected")
+
+
+def test_the_best_scoring_parsing_candidate_wins(engine):
+    from dcoder.validity import choose
+
+    text = "y = f(a, )\n"
+    layout, generated = _setup(engine, text, 9, 9)
+    rows = _rows(engine, layout, ["b +", "b", "c"])
+    pick = choose(engine, text, layout, _result(rows, [-0.1, -2.0, -1.0]), np.repeat(generated, 3, 0),
+                  "python", 3, 0, _no_resample)
+    assert pick.parses is True and pick.fills == ("c",) and pick.repairs == 0
+
+
+def test_nothing_parses_returns_the_least_broken_flagged(engine):
+    from dcoder.validity import choose
+
+    text = "y = f(a, )\n"
+    layout, generated = _setup(engine, text, 9, 9)
+    rows = _rows(engine, layout, ["b +", "((("])
+    pick = choose(engine, text, layout, _result(rows, [-3.0, -0.5]), np.repeat(generated, 2, 0),
+                  "python", 2, 0, _no_resample)
+    assert pick.parses is False and pick.fills in {("b +",), ("(((",)}
+    unchecked = choose(engine, text, layout, _result(rows, [-3.0, -0.5]), np.repeat(generated, 2, 0),
+                       None, 2, 0, _no_resample)
+    assert unchecked.parses is None and unchecked.fills == ("(((",)  # no language: best score only
+
+
+def test_repair_remasks_only_the_broken_node(engine):
+    """A planted broken fill: the re-mask round sees masks on its broken tail, not on the good head."""
+    from dcoder.validity import choose
+
+    text = "values = [\n    first,\n]\nz = 1\n"
+    start = at(text, "first")
+    layout, generated = _setup(engine, text, start, start + 5, budget=32)
+    rows = _rows(engine, layout, ["alpha, beta, gamma, delta, )"])
+    seen = []
+
+    def resample(batch):  # resolves every mask to span padding: the masked tokens are dropped
+        seen.append(batch.copy())
+        out = np.where(batch == engine.tokens.mask, engine.tokens.span_pad, batch)
+        return SampleResult(out, np.zeros(out.shape, dtype=np.float32), 2, 2, False)
+
+    pick = choose(engine, text, layout, _result(rows, [-0.5]), generated, "python", 1, 2, resample)
+    assert pick.parses is True and pick.repairs == 1 and pick.forward_passes == 2
+    assert pick.fills[0].startswith("alpha, beta, gamma") and ")" not in pick.fills[0]
+    a, b = layout.slots[0]
+    masked = seen[0][0, a:b] == engine.tokens.mask
+    assert 0 < masked.sum() < (rows[0, a:b] != engine.tokens.span_pad).sum()
+
+
+def test_infill_flag_matches_whether_the_result_parses(engine):
+    from dcoder.config import SamplerConfig
+    from dcoder.infill import InfillOptions, infill
+
+    text = "def add(a, b):\n    return a + b\n\n\nx = add(1, 2)\n"
+    r = syntax.region(text, at(text, "a + b"), "function.inner")
+    opts = InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8, language="python", candidates=2,
+                         repair_rounds=1)
+    result = infill(engine, text, [(r.start, r.end)], opts)
+    assert result.parses is not None
+    assert result.parses == (not syntax.parse(result.text, "python").has_error)
+    plain = infill(engine, text, [(r.start, r.end)], InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
+    assert plain.parses is None and plain.repairs == 0
+
+
+# ---- indentation and budgets -------------------------------------------------------------------
+
+def test_multiline_fill_is_reindented_to_its_block():
+    text = "def f():\n    pass\n"
+    start = at(text, "pass")
+    assert fit(text, start, start + 4, "x = 1\nif x:\n    y = 2\nreturn x") == \
+        "x = 1\n    if x:\n        y = 2\n    return x"
+    # already at the block's indentation: unchanged
+    assert fit(text, start, start + 4, "x = 1\n    return x") == "x = 1\n    return x"
+    # replacing code that starts there: leading blanks would double the indentation
+    assert fit(text, start, start + 4, "    x = 1") == "x = 1"
+
+
+def test_fit_keeps_tabs_and_crlf():
+    text = "def f():\r\n\tpass\r\n"
+    start = at(text, "pass")
+    assert line_ending(text) == "\r\n" and line_ending("a\nb\nc\r\n") == "\n"
+    assert fit(text, start, start + 4, "x = 1\nreturn x") == "x = 1\r\n\treturn x"
+    assert reindent("a\n\n  b", "    ") == "a\n\n    b"  # blank lines stay blank
+
+
+def test_region_kind_sets_the_budget(engine):
+    text = "def f():\n    return 1\n"
+    r = syntax.region(text, at(text, "1"), "function.inner")
+    body = default_budget(text, r.start, r.end, engine.tokenizer, "function.inner")
+    plain = default_budget(text, r.start, r.end, engine.tokenizer)
+    assert body == 128 and plain < body
+    big = "x = 1\n    " * 80
+    assert default_budget(big, 0, len(big), engine.tokenizer, "function.inner") == bucket(
+        int(len(engine.tokenizer.encode(big)) * 1.5) + 8)
+
+
+# ---- training spans ----------------------------------------------------------------------------
+
+def test_training_spans_are_in_bounds_mixed_and_seeded():
+    doc = syntax.parse(CODE, "python")
+    regions = {(r.start, r.end) for r in doc.regions()}
+    lines = [0] + [i + 1 for i, ch in enumerate(CODE) if ch == "\n"]
+    kinds = {"syntax": 0, "line": 0, "other": 0}
+    for seed in range(40):
+        spans = sample_spans(CODE, np.random.default_rng(seed), "python", count=3)
+        assert spans == sample_spans(CODE, np.random.default_rng(seed), "python", count=3)
+        assert spans == sorted(spans) and len(spans) == 3
+        assert all(0 <= a <= b <= len(CODE) for a, b in spans)
+        assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
+        for a, b in spans:
+            if (a, b) in regions:
+                kinds["syntax"] += 1
+            elif a in lines and (b == len(CODE) or CODE[b] == "\n"):
+                kinds["line"] += 1
+            else:
+                kinds["other"] += 1
+    assert min(kinds.values()) > 5, kinds
+    no_syntax = sample_spans(CODE, np.random.default_rng(0), None, count=20, mix=SpanMix(syntax=1.0))
+    assert no_syntax and all(0 <= a <= b <= len(CODE) for a, b in no_syntax)
+
+
+# ---- command line ------------------------------------------------------------------------------
+
+def dcoder(*args):
+    return subprocess.run([sys.executable, "-m", "dcoder", *map(str, args)], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture()
+def code_file(tmp_path):
+    p = tmp_path / "code.py"
+    p.write_text(CODE, encoding="utf-8")
+    return p
+
+
+def test_cli_regions_lists_innermost_first(code_file):
+    pos = at(CODE, "v > 0")
+    line, col = CODE[:pos].count("\n") + 1, pos - CODE.rfind("\n", 0, pos)  # in "return [v * y ...]"
+    r = dcoder("regions", code_file, "--at", f"{line}:{col}")
+    assert r.returncode == 0, r.stderr
+    rows = [ln.split() for ln in r.stdout.splitlines()]
+    assert rows[0] == ["condition", f"{line}:{col}-{line}:{col + 5}", "comparison_operator"]
+    assert [row[0] for row in rows[:3]] == ["condition", "comprehension", "return.value"]
+    j = dcoder("regions", code_file, "--at", f"{line}:{col}", "--json")
+    out = json.loads(j.stdout)
+    assert out["language"] == "python" and out["position"] == {"line": line, "column": col}
+    first = out["regions"][0]
+    assert CODE[first["start_offset"]:first["end_offset"]] == "v > 0"
+    assert [x["name"] for x in out["regions"]] == [row[0] for row in rows]
+
+
+def test_cli_regions_unknown_language_is_a_note(tmp_path):
+    f = tmp_path / "notes.txt"
+    f.write_text(CODE, encoding="utf-8")
+    r = dcoder("regions", f, "--at", "1:1")
+    assert r.returncode == 0 and r.stdout == ""
+    assert r.stderr.startswith("dcoder: note: ") and r.stderr.count("\n") == 1
+    r = dcoder("regions", f, "--at", "1:3", "--language", "python")
+    assert r.stdout.split()[0] == "import"
+
+
+def test_cli_bad_region_is_a_one_line_error(code_file):
+    for args, says in [(("--region", "function.body", "--at", "7:9"), "unknown region 'function.body'"),
+                       (("--region", "function.inner"), "--region needs --at"),
+                       (("--region", "decorator", "--at", "1:1"), "no decorator region at 1:1")]:
+        r = dcoder("infill", code_file, *args, "--model", "/nonexistent")
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and says in r.stderr, r.stderr
+        assert r.stderr.startswith("dcoder: error: ")
+
+
+def test_cli_infill_region_end_to_end(dream_ckpt, tmp_path):
+    f = tmp_path / "add.py"
+    text = "def add(a, b):\n    total = a + b\n    return total\n\n\nprint(add(1, 2))\n"
+    f.write_text(text, encoding="utf-8")
+    r = dcoder("infill", f, "--region", "function.inner", "--at", "3:8", "--model", dream_ckpt, "--json",
+               "--steps", "4", "--max-tokens", "8", "--candidates", "2", "--repair", "1")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    (edit,) = out["edits"]
+    assert text[edit["start_offset"]:edit["end_offset"]] == "total = a + b\n    return total"
+    assert out["parses"] in (True, False) and out["repairs"] in (0, 1)
+    assert ("dcoder: warning: the fill does not parse" in r.stderr) == (out["parses"] is False)
+
+
+def test_cli_in_place_refuses_a_fill_that_breaks_the_file(dream_ckpt, tmp_path):
+    f = tmp_path / "add.py"
+    text = "def add(a, b):\n    return a + b\n"
+    f.write_text(text, encoding="utf-8")
+    args = ("infill", f, "--region", "function.inner", "--at", "2:5", "--model", dream_ckpt, "--steps", "4",
+            "--max-tokens", "16", "--repair", "0")
+    r = dcoder(*args, "--in-place")  # the random checkpoint's fill here is not Python
+    assert r.returncode == 2 and "left unchanged" in r.stderr and f.read_text() == text
+    r = dcoder(*args, "--in-place", "--allow-broken")
+    assert r.returncode == 0 and "dcoder: warning:" in r.stderr and f.read_text() != text
