@@ -1,0 +1,1 @@
+"""dcoder language server: editors talk LSP to it (``dcoder lsp``)."""

@@ -1,0 +1,102 @@
+"""The server's settings: a frozen dataclass, updated from initializationOptions and
+workspace/didChangeConfiguration (both take the same camelCase keys, at the top level or under
+a ``dcoder`` section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from dcoder.config import SamplerConfig
+from dcoder.errors import DcoderError
+from dcoder.infill import InfillOptions
+
+PROVIDERS = ("auto", "cuda", "cpu")
+MAX_CANDIDATES = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str | None = None  # checkpoint or exported model folder; None: the built-in model
+    provider: str = "auto"
+    steps: int = 32
+    threshold: float | None = None
+    temperature: float = 0.0
+    max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
+    candidates: int = 1
+    preview: bool = True  # dcoder/preview for refine and fill
+    inline_preview: bool = False  # dcoder/preview for inline completion
+    min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
+
+    def options(self, language: str | None, repair: bool = True) -> InfillOptions:
+        """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
+
+        Without ``repair`` a fill that breaks the parse is not re-masked and denoised again: ghost
+        text is cut to a line or block afterwards anyway, and must come fast.
+        """
+        sampler = SamplerConfig(steps=self.steps, threshold=self.threshold, temperature=self.temperature)
+        rounds = {} if repair else {"repair_rounds": 0}
+        return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
+                             language=language, **rounds)
+
+    def updated(self, raw: Any) -> tuple["Settings", list[str]]:
+        """These settings with the values in ``raw`` applied; invalid values are skipped and
+        described in the returned problems."""
+        if isinstance(raw, dict) and isinstance(raw.get("dcoder"), dict):
+            raw = raw["dcoder"]
+        if raw is None:
+            return self, []
+        if not isinstance(raw, dict):
+            return self, [f"settings must be an object, got {type(raw).__name__}"]
+        by_key = {_camel(f.name): f.name for f in fields(self)}
+        values, problems = {}, []
+        for key, value in raw.items():
+            name = by_key.get(key)
+            if name is None:
+                problems.append(f"unknown setting {key!r}")
+                continue
+            try:
+                values[name] = _check(name, value)
+            except DcoderError as exc:
+                problems.append(str(exc))
+        return replace(self, **values), problems
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _number(name: str, value: Any, kind: type, low: float, high: float, optional: bool = False):
+    if value is None and optional:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+    if not ok or not low <= value <= high:
+        raise DcoderError(f"setting {_camel(name)} must be a {kind.__name__} in [{low}, {high}], got {value!r}")
+    return kind(value)
+
+
+def _check(name: str, value: Any) -> Any:
+    if name == "model":
+        if value is not None and not isinstance(value, str):
+            raise DcoderError(f"setting model must be a folder path, got {value!r}")
+        return value or None
+    if name == "provider":
+        if value not in PROVIDERS:
+            raise DcoderError(f"setting provider must be one of {', '.join(PROVIDERS)}, got {value!r}")
+        return value
+    if name in ("preview", "inline_preview"):
+        if not isinstance(value, bool):
+            raise DcoderError(f"setting {_camel(name)} must be true or false, got {value!r}")
+        return value
+    if name == "steps":
+        return _number(name, value, int, 1, 4096)
+    if name == "max_tokens":
+        return _number(name, value, int, 1, 4096, optional=True)
+    if name == "candidates":
+        return _number(name, value, int, 1, MAX_CANDIDATES)
+    if name == "threshold":
+        return _number(name, value, float, 0.0, 1.0, optional=True)
+    if name == "temperature":
+        return _number(name, value, float, 0.0, 10.0)
+    return _number(name, value, float, 0.001, 1.0)  # min_confidence

@@ -1,0 +1,97 @@
+"""The model: loaded on first use, shared by every request, reloaded only when its folder or
+provider setting changes. Runs on the inference thread."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from dcoder.engine import BUILTIN_MODEL
+from dcoder.engine import Engine, load_engine
+from dcoder.errors import DcoderError
+
+
+class ModelUnavailable(Exception):
+    """No model can be loaded with the current settings; the user has been told why, once."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    engine: Engine
+    provider: str
+    warning: str | None  # set when the asked-for provider failed and the CPU took over
+
+
+def _load(folder: str, provider: str) -> Loaded:
+    """Load on ``provider``; when a GPU provider fails to start, load on the CPU and say so."""
+    try:
+        engine = load_engine(folder, device=provider)
+        return Loaded(engine, engine.backend.device, None)
+    except Exception as exc:
+        if provider == "cpu":
+            raise DcoderError(_why(folder, exc)) from None
+        first = _first_line(exc)
+    try:
+        engine = load_engine(folder, device="cpu")
+    except Exception as again:
+        raise DcoderError(_why(folder, again)) from None
+    return Loaded(engine, "cpu", f"provider {provider} failed to start ({first}); running on the CPU")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, DcoderError) else f"{exc.__class__.__name__}: {exc}"
+    return (text.splitlines() or [exc.__class__.__name__])[0]
+
+
+def _why(folder: str, exc: Exception) -> str:
+    return _first_line(exc) if isinstance(exc, DcoderError) else f"cannot load the model in {folder}: {_first_line(exc)}"
+
+
+class Loader:
+    def __init__(self, report: Callable[[str, str], None]) -> None:
+        self._report = report  # (level "loading" | "info" | "warning" | "error", message), once per event
+        self._key: tuple[str | None, str] | None = None
+        self._loaded: Loaded | None = None
+        self._failure: str | None = None
+
+    @property
+    def loaded(self) -> Loaded | None:
+        return self._loaded
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    def engine(self, model: str | None, provider: str) -> Engine:
+        key = (model, provider)
+        if key != self._key:
+            self._key, self._loaded, self._failure = key, None, None
+        if self._loaded is not None:
+            return self._loaded.engine
+        if self._failure is not None:
+            raise ModelUnavailable(self._failure)
+        try:
+            folder = self._folder(model)
+            self._report("loading", f"loading model {folder} (provider {provider})")
+            self._loaded = _load(folder, provider)
+        except Exception as exc:
+            self._failure = str(exc) if isinstance(exc, DcoderError) else f"cannot load the model: {exc}"
+            self._report("error", self._failure)
+            raise ModelUnavailable(self._failure) from None
+        if self._loaded.warning:
+            self._report("warning", self._loaded.warning)
+        self._report("info", f"model ready: {self._loaded.engine.description}")
+        return self._loaded.engine
+
+    @staticmethod
+    def _folder(model: str | None) -> str:
+        if model is not None:
+            folder = Path(model).expanduser()
+            if not folder.is_dir():
+                raise DcoderError(f"model folder {folder} does not exist")
+            return str(folder)
+        if (BUILTIN_MODEL / "manifest.json").exists():
+            return str(BUILTIN_MODEL)
+        raise DcoderError("no model configured and no built-in model is installed: "
+                          "set the dcoder setting \"model\" to a checkpoint or exported model folder")

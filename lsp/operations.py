@@ -1,0 +1,104 @@
+"""What the server asks of the engine, in document character offsets: complete at a cursor,
+refine a selection, fill ranges. Runs on the inference thread; knows nothing of LSP messages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from dcoder.engine import Engine
+from dcoder.infill import Edit, Progress, infill, refine as engine_refine
+from dcoder.spans import find_holes
+from lsp.completion import CONTEXT_CHARS, tidy
+from lsp.config import Settings
+from lsp.documents import Document, EngineText
+
+
+@dataclass(frozen=True)
+class Step:
+    """One denoising step, for previews and progress: each span's text so far and its range."""
+
+    step: int
+    previews: tuple[str, ...]
+    ranges: tuple[tuple[int, int], ...]
+    masked_left: int
+
+
+OnStep = Callable[[Step], bool]  # returns True to stop the run
+
+
+@dataclass(frozen=True)
+class Outcome:
+    edits: tuple[Edit, ...]
+    cancelled: bool
+    parses: bool | None = None  # False: even the best fill breaks the parse; None: not checked
+
+
+def _progress(view: EngineText, on_step: OnStep):
+    def forward(p: Progress) -> bool:
+        ranges = tuple((view.to_document(a), view.to_document(b)) for a, b in p.ranges)
+        previews = tuple(view.restore_eol(t) for t in p.previews)
+        return bool(on_step(Step(p.step, previews, ranges, p.masked_left)))
+
+    return forward
+
+
+def _document_edits(view: EngineText, original: str, edits: tuple[Edit, ...]) -> tuple[Edit, ...]:
+    out = []
+    for e in edits:
+        start, end = view.to_document(e.start), view.to_document(e.end)
+        text = view.restore_eol(e.text)
+        if original[start:end] != text:
+            out.append(Edit(start, end, text))
+    return tuple(out)
+
+
+BLOCK_REGIONS = frozenset({"block", "statement", "function.inner", "function.outer", "class.inner", "class.outer"})
+
+
+def single_line(doc: Document, at: int) -> bool:
+    """Whether to complete only the cursor's line (else a block): when code follows the cursor
+    on its line, or when the cursor is in a one-line expression (arguments, condition, ...)."""
+    text = doc.engine.text
+    end = text.find("\n", at)
+    if text[at:end if end >= 0 else len(text)].strip():
+        return True
+    tree = doc.syntax
+    inner = next(iter(tree.regions_at(at)), None) if tree is not None else None
+    return inner is not None and inner.name not in BLOCK_REGIONS and "\n" not in text[inner.start:inner.end]
+
+
+def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_step: OnStep) -> str | None:
+    """Ghost text to insert at ``offset``; None when the run was stopped, '' when nothing fits."""
+    view = doc.engine
+    text, at = view.text, view.to_engine(offset)
+    result = infill(engine, text, [(at, at)], settings.options(doc.grammar, repair=False), _progress(view, on_step))
+    if result.cancelled:
+        return None
+    before = text[max(0, at - CONTEXT_CHARS):at]
+    after = text[at:at + CONTEXT_CHARS]
+    return view.restore_eol(tidy(result.edits[0].text, before, after, single_line(doc, at)))
+
+
+def refine(engine: Engine, doc: Document, start: int, end: int, settings: Settings, keep_confident: bool,
+           on_step: OnStep) -> Outcome:
+    """Regenerate ``doc.text[start:end]``; with ``keep_confident``, only its unlikely tokens."""
+    view = doc.engine
+    span = (view.to_engine(start), view.to_engine(end))
+    min_confidence = settings.min_confidence if keep_confident else None
+    result = engine_refine(engine, view.text, span, settings.options(doc.grammar), min_confidence, _progress(view, on_step))
+    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses)
+
+
+def fill(engine: Engine, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep) -> Outcome:
+    """Replace every range with generated code, all in one run."""
+    view = doc.engine
+    spans = [(view.to_engine(a), view.to_engine(b)) for a, b in ranges]
+    result = infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step))
+    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses)
+
+
+def holes(doc: Document) -> list[tuple[int, int]]:
+    """Document offsets of every ``<|mask|>`` marker."""
+    view = doc.engine
+    return [(view.to_document(a), view.to_document(b)) for a, b in find_holes(view.text)]
