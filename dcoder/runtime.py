@@ -183,6 +183,9 @@ class OnnxBackend:
         if self.kind == "cpu":
             so.intra_op_num_threads = self.options.threads or default_threads()
             so.inter_op_num_threads = 1
+            # Idle workers sleep instead of spinning: an editor's model shares the CPU with the
+            # editor and the build, and spinning workers slow down sharply when a core is taken.
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return so
 
     def _providers(self, kind: str) -> list:

@@ -220,11 +220,28 @@ class Document:
             self._regions = self._collect() if self.grammar.query is not None else []
         return self._regions
 
-    def _collect(self) -> list[Region]:
+    def _near(self, start: int, end: int) -> list[Region]:
+        """The regions of the top-level nodes around [start, end]: every region that contains it,
+        without running the query over a whole large file (an editor request's hot path)."""
+        if self._regions is not None or self.grammar.query is None:
+            return self.regions()
+        kids = self.tree.root_node.children
+        sb, eb = self.offsets.byte(start), self.offsets.byte(end)
+        near = [k for k in kids if k.end_byte >= sb and k.start_byte <= eb]
+        if not near:  # between top-level nodes: take both neighbours
+            near = [k for k in kids if k.end_byte <= sb][-1:] + [k for k in kids if k.start_byte >= eb][:1]
+        if not near:
+            return []
+        return self._collect((min(k.start_byte for k in near), max(k.end_byte for k in near)))
+
+    def _collect(self, window: tuple[int, int] | None = None) -> list[Region]:
         from tree_sitter import QueryCursor
 
+        cursor = QueryCursor(self.grammar.query)
+        if window is not None:
+            cursor.set_byte_range(*window)
         seen: dict[tuple[str, int, int], Region] = {}
-        for pattern, captures in QueryCursor(self.grammar.query).matches(self.tree.root_node):
+        for pattern, captures in cursor.matches(self.tree.root_node):
             inside = self.grammar.inside.get(pattern, frozenset())
             for name, nodes in captures.items():
                 first, last = nodes[0], nodes[-1]
@@ -239,19 +256,19 @@ class Document:
 
     def regions_at(self, position: int) -> list[Region]:
         """Regions containing ``position`` (ends included), innermost first."""
-        return [r for r in self.regions() if r.start <= position <= r.end]
+        return [r for r in self._near(position, position) if r.start <= position <= r.end]
 
     def region(self, position: int, name: str) -> Region | None:
         return next((r for r in self.regions_at(position) if r.name == name), None)
 
     def expand(self, start: int, end: int) -> Region | None:
         """The smallest region that contains [start, end) and is larger than it."""
-        return next((r for r in self.regions()
+        return next((r for r in self._near(start, end)
                      if r.start <= start and end <= r.end and (r.start, r.end) != (start, end)), None)
 
     def kind_of(self, start: int, end: int) -> str | None:
         """Name of the innermost region whose range is exactly [start, end)."""
-        return next((r.name for r in self.regions() if (r.start, r.end) == (start, end)), None)
+        return next((r.name for r in self._near(start, end) if (r.start, r.end) == (start, end)), None)
 
 
 def _inner_first(r: Region):

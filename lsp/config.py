@@ -20,6 +20,7 @@ class Settings:
     model: str | None = None  # checkpoint or exported model folder; None: the built-in model
     provider: str = "auto"
     steps: int = 32
+    inline_steps: int = 8  # ghost text must come fast: several tokens are revealed per step
     threshold: float | None = None
     temperature: float = 0.0
     max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
@@ -28,14 +29,16 @@ class Settings:
     inline_preview: bool = False  # dcoder/preview for inline completion
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
 
-    def options(self, language: str | None, repair: bool = True) -> InfillOptions:
+    def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
 
-        Without ``repair`` a fill that breaks the parse is not re-masked and denoised again: ghost
-        text is cut to a line or block afterwards anyway, and must come fast.
+        ``inline`` (ghost text) takes ``inline_steps`` and no repair rounds: a fill that breaks the
+        parse is not re-masked and denoised again, since ghost text is cut to a line or block
+        afterwards anyway, and must come fast.
         """
-        sampler = SamplerConfig(steps=self.steps, threshold=self.threshold, temperature=self.temperature)
-        rounds = {} if repair else {"repair_rounds": 0}
+        steps = self.inline_steps if inline else self.steps
+        sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
+        rounds = {"repair_rounds": 0} if inline else {}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
                              language=language, **rounds)
 
@@ -89,7 +92,7 @@ def _check(name: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise DcoderError(f"setting {_camel(name)} must be true or false, got {value!r}")
         return value
-    if name == "steps":
+    if name in ("steps", "inline_steps"):
         return _number(name, value, int, 1, 4096)
     if name == "max_tokens":
         return _number(name, value, int, 1, 4096, optional=True)

@@ -72,7 +72,7 @@ def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_
     """Ghost text to insert at ``offset``; None when the run was stopped, '' when nothing fits."""
     view = doc.engine
     text, at = view.text, view.to_engine(offset)
-    result = infill(engine, text, [(at, at)], settings.options(doc.grammar, repair=False), _progress(view, on_step))
+    result = infill(engine, text, [(at, at)], settings.options(doc.grammar, inline=True), _progress(view, on_step))
     if result.cancelled:
         return None
     before = text[max(0, at - CONTEXT_CHARS):at]

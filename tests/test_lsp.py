@@ -39,8 +39,8 @@ class Counter:
         self.value += by
         return self.value
 '''
-SLOW = {"steps": 256, "maxTokens": 256, "inlinePreview": True}  # 256 forward passes: long enough to interrupt
-FAST = {"steps": 8, "maxTokens": None, "inlinePreview": False}
+SLOW = {"steps": 256, "inlineSteps": 256, "maxTokens": 256, "inlinePreview": True}  # 256 forward passes: long enough to interrupt
+FAST = {"steps": 8, "inlineSteps": 8, "maxTokens": None, "inlinePreview": False}
 CONTENT_MODIFIED, REQUEST_CANCELLED, SERVER_CANCELLED, INVALID_PARAMS = -32801, -32800, -32802, -32602
 
 

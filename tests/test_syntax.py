@@ -428,3 +428,17 @@ def test_cli_in_place_refuses_a_fill_that_breaks_the_file(dream_ckpt, tmp_path):
     assert r.returncode == 2 and "left unchanged" in r.stderr and f.read_text() == text
     r = dcoder(*args, "--in-place", "--allow-broken")
     assert r.returncode == 0 and "dcoder: warning:" in r.stderr and f.read_text() != text
+
+
+def test_lookups_near_a_position_agree_with_the_whole_file_query():
+    """regions_at / expand / kind_of query only the top-level nodes around the position."""
+    text = CODE + "\n\nimport os, sys\n\n\n@decorator(1)\nclass Tail:\n    x = [i for i in range(3)]\n"
+    full = syntax.parse(text, "python").regions()
+    for pos in range(0, len(text) + 1, 3):
+        doc = syntax.parse(text, "python")
+        assert doc.regions_at(pos) == [r for r in full if r.start <= pos <= r.end], pos
+        grown = next((r for r in full if r.start <= pos and pos + 1 <= r.end and (r.start, r.end) != (pos, pos + 1)), None)
+        assert syntax.parse(text, "python").expand(pos, min(pos + 1, len(text))) == grown or pos == len(text)
+    for r in full[::7]:
+        assert syntax.parse(text, "python").kind_of(r.start, r.end) == next(
+            x.name for x in full if (x.start, x.end) == (r.start, r.end))

@@ -11,6 +11,7 @@ export const SERVER_SETTINGS = [
   "model",
   "provider",
   "steps",
+  "inlineSteps",
   "threshold",
   "temperature",
   "maxTokens",
