@@ -431,7 +431,7 @@ def cmd_train(args) -> int:
 
 def add_train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a masked-diffusion model on Python source (default: the standard library)")
-    p.add_argument("--config", metavar="FILE", help="training options as .json or .toml (default: the built-in model's)")
+    p.add_argument("--config", metavar="FILE", help="training options as .json or .toml (default: see --print-config)")
     p.add_argument("--out", metavar="DIR", help="run folder: data, checkpoints, log; an existing run resumes")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override one option, e.g. --set lr=5e-4 --set objective.lines=0.5 (repeatable)")
