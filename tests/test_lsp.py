@@ -18,6 +18,8 @@ from lsprotocol import types as t
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from conftest import SAMPLE
+
 from dcoder.runtime import import_ort, nvidia_driver_present
 from lsp.completion import balance, drop_repeated_suffix, tidy
 from lsp.documents import Document
@@ -26,19 +28,7 @@ from lsp.operations import single_line
 aio = pytest.mark.asyncio(loop_scope="module")  # every async test shares the module's servers
 
 SERVER = [sys.executable, "-m", "dcoder", "lsp", "--stdio"]
-CODE = '''def add(a, b):
-    """Return the sum."""
-    return a + b
-
-
-class Counter:
-    def __init__(self, start=0):
-        self.value = start
-
-    def step(self, by=1):
-        self.value += by
-        return self.value
-'''
+CODE = SAMPLE  # the engine tests' sample file
 SLOW = {"steps": 256, "inlineSteps": 256, "maxTokens": 256, "inlinePreview": True}  # 256 forward passes: long enough to interrupt
 FAST = {"steps": 8, "inlineSteps": 8, "maxTokens": None, "inlinePreview": False}
 CONTENT_MODIFIED, REQUEST_CANCELLED, SERVER_CANCELLED, INVALID_PARAMS = -32801, -32800, -32802, -32602
