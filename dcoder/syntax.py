@@ -288,7 +288,20 @@ def parse(text: str, language: str | None, old: Document | None = None,
             raise ValueError("the edit does not turn the old document into the new text")
         return doc
     g = grammar(language)
-    return Document(text, g) if g is not None else None
+    if g is None:
+        return None
+    # One request parses the same text several times (budget, validity, the server's context
+    # checks); the last document is kept so that only the first of those pays.
+    last = _last_parsed.get(language)
+    if last is not None and last.text is text:
+        return last
+    doc = Document(text, g)
+    _last_parsed.clear()
+    _last_parsed[language] = doc
+    return doc
+
+
+_last_parsed: dict[str | None, Document] = {}
 
 
 def regions_at(text: str, position: int, language: str | None = "python") -> list[Region]:
