@@ -1,3 +1,3 @@
 """dcoder: masked-diffusion code infilling for editors."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

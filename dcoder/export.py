@@ -8,10 +8,14 @@ against the PyTorch model in ``dcoder/model.py``, which stays the reference.
 
 Graphs (B batch, T tokens, W span tokens, R logit rows, C cached tokens):
 - ``full``: ids, positions (B, T) -> logits (B, T, V);
-- ``encode``: ids, positions (B, T), rows (R,), context (C,) -> logits of the ``rows``
-  (B, R, V) and, per layer, keys (after rotary) and values of the ``context`` tokens (B, kv, C, d).
+- ``encode``: ids, positions (B, T), rows (R,), context (C,) -> log-probabilities of the
+  ``rows`` (B, R, V) and, per layer, keys (after rotary) and values of the ``context`` tokens (B, kv, C, d).
   Every token attends to every other, so the context may be prefix and suffix together;
-- ``step``: ids, positions (B, W) of the span and the cached keys/values -> logits (B, W, V).
+- ``step``: ids, positions (B, W) of the span, the cached keys/values and rows (R,) of the span
+  -> log-probabilities of those rows (B, R, V): the sampler asks only for positions still
+  masked, which saves most of the vocabulary projection in the later steps.
+``encode`` and ``step`` end in LogSoftmax because onnxruntime's is several times faster than
+numpy's exp over a large vocabulary, and the sampler runs it at every step.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dcoder.config import ModelConfig
 from dcoder.errors import DcoderError
 from dcoder.manifest import FORMAT, MANIFEST_NAME, WEIGHTS_NAME, sha256_file
 
-OPSET = 17
+OPSET = 23  # Attention and RotaryEmbedding (GQA, past keys/values) are standard ops from 23
 DTYPES = ("fp32", "fp16", "int8")
 ALIGN = 4096  # page-aligned tensors let onnxruntime memory-map the weights file
 
@@ -247,7 +251,7 @@ def rms_norm(g: Graph, s: Shapes, x: str, weight: str) -> str:
     from onnx import TensorProto
 
     xf = g.op("Cast", x, to=TensorProto.FLOAT) if s.dtype == "fp16" else x
-    var = g.op("ReduceMean", g.op("Pow", xf, g.const(2.0, np.float32)), axes=[-1], keepdims=1)
+    var = g.op("ReduceMean", g.op("Pow", xf, g.const(2.0, np.float32)), g.const([-1]), keepdims=1)
     y = g.op("Div", xf, g.op("Sqrt", g.op("Add", var, g.const(s.cfg.rms_norm_eps, np.float32))))
     if s.dtype == "fp16":
         y = g.op("Cast", y, to=TensorProto.FLOAT16)
@@ -264,7 +268,7 @@ def linear(g: Graph, s: Shapes, x: str, weight: str, bias: str | None = None) ->
     from onnx import TensorProto
 
     if s.dtype == "int8":
-        scale = g.op("Div", g.op("ReduceMax", g.op("Abs", x), axes=[-1], keepdims=1), g.const(127.0, np.float32))
+        scale = g.op("Div", g.op("ReduceMax", g.op("Abs", x), g.const([-1]), keepdims=1), g.const(127.0, np.float32))
         scale = g.op("Max", scale, g.const(1e-12, np.float32))
         xq = g.op("Cast", g.op("Round", g.op("Div", x, scale)), to=TensorProto.INT8)
         acc = g.op("Cast", g.op("MatMulInteger", xq, g.w(weight + ".q")), to=TensorProto.FLOAT)
@@ -275,29 +279,21 @@ def linear(g: Graph, s: Shapes, x: str, weight: str, bias: str | None = None) ->
 
 
 def rotary_tables(g: Graph, s: Shapes, positions: str) -> tuple[str, str]:
-    """cos/sin (B, 1, T, head_dim) from the true positions, computed in float32 as in model.rotary."""
+    """cos/sin (B, T, head_dim / 2) of the true positions, computed in float32 as in model.rotary."""
     from onnx import TensorProto
 
     hd = s.cfg.head_dim
     inv_freq = (1.0 / (s.cfg.rope_theta ** (np.arange(0, hd, 2, dtype=np.float32) / hd))).astype(np.float32)
     angles = g.op("Mul", g.op("Unsqueeze", g.op("Cast", positions, to=TensorProto.FLOAT), g.const([2])),
                   g.const(inv_freq, np.float32))
-    emb = g.op("Unsqueeze", g.op("Concat", angles, angles, axis=-1), g.const([1]))
-    cos, sin = g.op("Cos", emb), g.op("Sin", emb)
+    cos, sin = g.op("Cos", angles), g.op("Sin", angles)
     if s.dtype == "fp16":
         cos, sin = g.op("Cast", cos, to=TensorProto.FLOAT16), g.op("Cast", sin, to=TensorProto.FLOAT16)
     return cos, sin
 
 
-def rotate(g: Graph, s: Shapes, x: str, cos: str, sin: str) -> str:
-    half = s.cfg.head_dim // 2
-    lo, hi = g.op("Split", x, g.const([half, half]), axis=-1, outputs=2)
-    rotated = g.op("Concat", g.op("Neg", hi), lo, axis=-1)
-    return g.op("Add", g.op("Mul", x, cos), g.op("Mul", rotated, sin))
-
-
 def heads(g: Graph, x: str, n: int, hd: int) -> str:
-    """(B, T, n*hd) -> (B, n, T, hd)."""
+    """(B, T, n*hd) -> (B, n, T, hd), the layout of cached keys/values."""
     return g.op("Transpose", g.op("Reshape", x, g.const([0, 0, n, hd])), perm=[0, 2, 1, 3])
 
 
@@ -305,28 +301,23 @@ def attention(g: Graph, s: Shapes, i: int, x: str, cos: str, sin: str, past: tup
               keep: str | None) -> tuple[str, tuple[str, str] | None]:
     """Bidirectional attention of layer i; returns its output and the keys/values to cache.
 
-    Grouped-query attention without copying keys: the query heads that share a key head are
-    folded into the query length, (B, kv, groups*T, d), so one MatMul serves the whole group.
+    One standard Attention op per layer (grouped-query, no mask, past keys/values as the
+    cache) instead of a dozen MatMul/Softmax/Transpose nodes: each node costs a dispatch,
+    which dominates a 32-token step on a small model.
     """
     cfg = s.cfg
     nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
     qkv = linear(g, s, x, f"l{i}.qkv", f"l{i}.qkv_bias")
     q, k, v = g.op("Split", qkv, g.const([nh * hd, nkv * hd, nkv * hd]), axis=-1, outputs=3)
-    q = rotate(g, s, heads(g, q, nh, hd), cos, sin)
-    k = rotate(g, s, heads(g, k, nkv, hd), cos, sin)
-    v = heads(g, v, nkv, hd)
+    q = g.op("RotaryEmbedding", q, cos, sin, num_heads=nh)
+    k = g.op("RotaryEmbedding", k, cos, sin, num_heads=nkv)
     cached = None
     if keep is not None:
-        cached = (g.op("Gather", k, keep, axis=2), g.op("Gather", v, keep, axis=2))
+        cached = (g.op("Gather", heads(g, k, nkv, hd), keep, axis=2), g.op("Gather", heads(g, v, nkv, hd), keep, axis=2))
+    inputs = [q, k, v] + (["", *past] if past is not None else [])
+    y = g.op("Attention", *inputs, outputs=3 if past is not None else 1, q_num_heads=nh, kv_num_heads=nkv)
     if past is not None:
-        k = g.op("Concat", past[0], k, axis=2)
-        v = g.op("Concat", past[1], v, axis=2)
-    scale = g.const(1.0 / np.sqrt(hd), np.float16 if s.dtype == "fp16" else np.float32)
-    q = g.op("Reshape", g.op("Mul", q, scale), g.const([0, nkv, -1, hd]))
-    scores = g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2]))
-    y = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
-    y = g.op("Reshape", g.op("Transpose", g.op("Reshape", y, g.const([0, nh, -1, hd])), perm=[0, 2, 1, 3]),
-             g.const([0, 0, nh * hd]))
+        y = y[0]
     return linear(g, s, y, f"l{i}.o"), cached
 
 
@@ -337,8 +328,9 @@ def mlp(g: Graph, s: Shapes, i: int, x: str) -> str:
 
 
 def transformer(g: Graph, s: Shapes, ids: str, positions: str, rows: str | None = None,
-                past: list[tuple[str, str]] | None = None, keep: str | None = None):
-    """Logits (float32) for ``ids`` (only the ``rows`` if given) and the per-layer cache for ``keep``."""
+                past: list[tuple[str, str]] | None = None, keep: str | None = None, normalize: bool = False):
+    """Logits (float32; log-probabilities if ``normalize``) for ``ids`` (only the ``rows`` if
+    given) and the per-layer cache for ``keep``."""
     from onnx import TensorProto
 
     x = g.op("Gather", g.w("embed"), ids, axis=0)
@@ -355,6 +347,8 @@ def transformer(g: Graph, s: Shapes, ids: str, positions: str, rows: str | None 
     logits = linear(g, s, x, "lm_head")
     if s.dtype == "fp16":
         logits = g.op("Cast", logits, to=TensorProto.FLOAT)
+    if normalize:
+        logits = g.op("LogSoftmax", logits, axis=-1)
     return logits, cache
 
 
@@ -378,8 +372,8 @@ def build_graph(kind: str, s: Shapes, weights: WeightsWriter):
         names = [logits]
     elif kind == "encode":
         inputs += [io("rows", TensorProto.INT64, ["rows"]), io("context", TensorProto.INT64, ["context"])]
-        logits, cache = transformer(g, s, "ids", "positions", rows="rows", keep="context")
-        outputs = [io("logits", TensorProto.FLOAT, ["batch", "rows", s.cfg.vocab_size])]
+        logits, cache = transformer(g, s, "ids", "positions", rows="rows", keep="context", normalize=True)
+        outputs = [io("logprobs", TensorProto.FLOAT, ["batch", "rows", s.cfg.vocab_size])]
         names = [logits]
         for i in layers:
             outputs += [io(f"key_{i}", s.elem, cache_shape), io(f"value_{i}", s.elem, cache_shape)]
@@ -387,9 +381,10 @@ def build_graph(kind: str, s: Shapes, weights: WeightsWriter):
     else:
         for i in layers:
             inputs += [io(f"past_key_{i}", s.elem, cache_shape), io(f"past_value_{i}", s.elem, cache_shape)]
+        inputs.append(io("rows", TensorProto.INT64, ["rows"]))
         past = [(f"past_key_{i}", f"past_value_{i}") for i in layers]
-        logits, _ = transformer(g, s, "ids", "positions", past=past)
-        outputs = [io("logits", TensorProto.FLOAT, ["batch", seq, s.cfg.vocab_size])]
+        logits, _ = transformer(g, s, "ids", "positions", rows="rows", past=past, normalize=True)
+        outputs = [io("logprobs", TensorProto.FLOAT, ["batch", "rows", s.cfg.vocab_size])]
         names = [logits]
     elem_of = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64}
     # rename the graph's final values to the public output names
@@ -402,7 +397,7 @@ def build_graph(kind: str, s: Shapes, weights: WeightsWriter):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="dcoder",
                               producer_version=__version__)
-    model.ir_version = 8
+    model.ir_version = 10
     return model, {"inputs": inputs, "outputs": outputs}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from dcoder.config import SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
-from dcoder.sampler import StepState, denoise, log_softmax
+from dcoder.sampler import StepState, denoise
 from dcoder import syntax
 from dcoder.spans import Layout, Span, build_layout, default_budget, preview_text
 from dcoder.validity import choose
@@ -169,8 +169,7 @@ def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], group
     offsets = np.arange(n)
     for g in range(groups):
         batch[g, a + offsets[offsets % groups == g]] = engine.tokens.mask
-    logits = engine.backend.predict(batch, a, b, 0)
-    logp = log_softmax(np.asarray(logits, dtype=np.float32))
+    logp = np.asarray(engine.backend.predict(batch, a, b, 0), dtype=np.float32)
     rows = offsets % groups
     return logp[rows, offsets, ids[a:b]]
 

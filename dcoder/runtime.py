@@ -120,6 +120,7 @@ def tensorrt_options(manifest: Manifest, kind: str, options: RuntimeOptions) -> 
         if kind == "encode":
             shapes += [f"rows:{dims['rows'][which]}", f"context:{dims['context'][which]}"]
         if kind == "step":
+            shapes.append(f"rows:{dims['rows'][which]}")
             for i in range(manifest.num_layers):
                 c = kv.format(dims["context"][which])
                 shapes += [f"past_key_{i}:1x{c}", f"past_value_{i}:1x{c}"]
@@ -233,10 +234,11 @@ class OnnxBackend:
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(ids.shape[1]), ids.shape))
         return self.session("full").run(["logits"], {"ids": ids, "positions": positions})[0]
 
-    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
+    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int, cols: np.ndarray | None = None) -> np.ndarray:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         b, t = ids.shape
         a, z = shifted_window(lo, hi, self.shift)  # logit rows for positions lo..hi-1
+        cols = np.arange(hi - lo, dtype=np.int64) if cols is None else np.asarray(cols, dtype=np.int64)
         s0, s1 = min(a, lo), max(z, hi)  # tokens recomputed at every pass (a shifted model needs lo-1)
         context_ids = np.concatenate([ids[:, :s0], ids[:, s1:]], axis=1)
         refresh = self.options.cache_refresh
@@ -248,11 +250,11 @@ class OnnxBackend:
             or not np.array_equal(self.cache.context_ids, context_ids)
         )
         if stale:
-            return self.encode(ids, (a, z), (s0, s1), context_ids)
-        return self.step(ids, s0, s1)[:, a - s0:z - s0]
+            return self.encode(ids, a + cols, (s0, s1), context_ids)
+        return self.step(ids, s0, s1, a - s0 + cols)
 
-    def encode(self, ids: np.ndarray, rows: tuple[int, int], span: tuple[int, int], context_ids: np.ndarray):
-        """Whole sequence: logits of ``rows``, and the cache of every token outside ``span``."""
+    def encode(self, ids: np.ndarray, rows: np.ndarray, span: tuple[int, int], context_ids: np.ndarray):
+        """Whole sequence: log-probabilities of ``rows``, and the cache of every token outside ``span``."""
         b, t = ids.shape
         sess = self.session("encode")
         binding = sess.io_binding()
@@ -260,9 +262,9 @@ class OnnxBackend:
         context = np.concatenate([np.arange(span[0]), np.arange(span[1], t)]).astype(np.int64)
         binding.bind_cpu_input("ids", ids)
         binding.bind_cpu_input("positions", positions)
-        binding.bind_cpu_input("rows", np.arange(*rows, dtype=np.int64))
+        binding.bind_cpu_input("rows", rows)
         binding.bind_cpu_input("context", context)
-        binding.bind_output("logits", "cpu")
+        binding.bind_output("logprobs", "cpu")
         for i in range(self.manifest.num_layers):
             binding.bind_output(f"key_{i}", self.device, self.options.device_id)
             binding.bind_output(f"value_{i}", self.device, self.options.device_id)
@@ -271,17 +273,18 @@ class OnnxBackend:
         self.cache = ContextCache((b, t, *span), context_ids.copy(), list(outputs[1:]))
         return outputs[0].numpy()
 
-    def step(self, ids: np.ndarray, s0: int, s1: int) -> np.ndarray:
-        """Logits of the tokens s0..s1-1, attending to themselves and the cached context."""
+    def step(self, ids: np.ndarray, s0: int, s1: int, rows: np.ndarray) -> np.ndarray:
+        """Log-probabilities of span rows ``rows`` (of s0..s1-1), the span attending to itself and the cached context."""
         sess = self.session("step")
         binding = sess.io_binding()
         span_ids = np.ascontiguousarray(ids[:, s0:s1])
         binding.bind_cpu_input("ids", span_ids)
         binding.bind_cpu_input("positions", np.ascontiguousarray(np.broadcast_to(np.arange(s0, s1), span_ids.shape)))
+        binding.bind_cpu_input("rows", rows)
         for i in range(self.manifest.num_layers):
             binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
             binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
-        binding.bind_output("logits", "cpu")
+        binding.bind_output("logprobs", "cpu")
         sess.run_with_iobinding(binding)
         return binding.get_outputs()[0].numpy()
 

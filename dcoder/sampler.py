@@ -1,9 +1,10 @@
 """The denoising loop: plain functions over numpy arrays, with the model passed in as a backend.
 
-A backend is any object with ``predict(ids, lo, hi, step) -> logits``: given the current
-token ids (B, T) it returns float logits (B, hi - lo, V) whose row j is the prediction for
-position ``lo + j`` (the logit-shift convention is the backend's business, see
-``shifted_window``). ``step`` counts forward passes of this run from 0, so a caching backend
+A backend is any object with ``predict(ids, lo, hi, step, cols) -> logprobs``: given the
+current token ids (B, T) it returns float log-probabilities (B, len(cols), V) whose row j is
+the prediction for position ``lo + cols[j]`` (all of lo..hi-1 when ``cols`` is None; the
+logit-shift convention is the backend's business, see ``shifted_window``). The sampler asks
+only for the columns that still hold a mask, so a backend can skip the rest. ``step`` counts forward passes of this run from 0, so a caching backend
 knows when to (re)encode the context. Positions outside [lo, hi) never change during a run.
 """
 
@@ -18,7 +19,7 @@ from dcoder.config import SamplerConfig
 
 
 class Backend(Protocol):
-    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray: ...
+    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int, cols: np.ndarray | None = None) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -77,27 +78,55 @@ def filter_logits(logits: np.ndarray, top_k: int | None, top_p: float | None) ->
     return out
 
 
-def choose_tokens(logits: np.ndarray, config: SamplerConfig, rng: np.random.Generator):
-    """Sample a token per row of (N, V) logits; return tokens, rank scores, threshold scores, log-probs."""
-    if config.temperature > 0:
-        logits = logits / config.temperature
+def logsumexp(logits: np.ndarray) -> np.ndarray:
+    """log(sum(exp(row))) of each row of (N, V) logits, with one temporary array."""
+    m = logits.max(axis=-1, keepdims=True)
+    z = np.subtract(logits, m, where=np.isfinite(m), out=np.full_like(logits, -np.inf))
+    np.exp(z, out=z)
+    return m[:, 0] + np.log(z.sum(axis=-1))
+
+
+def drop_tokens(logp: np.ndarray, never: tuple[int, ...]) -> np.ndarray:
+    """Log-probabilities (N, V), in place, renormalised over every token but ``never``."""
+    never = list(never)
+    kept = 1.0 - np.exp(logp[:, never]).sum(axis=-1)
+    logp[:, never] = -np.inf
+    # the cheap correction loses precision when nearly all the mass was on dropped tokens
+    exact = kept < 1e-3
+    logp -= np.log(np.where(exact, 1.0, kept))[:, None]
+    if exact.any():
+        logp[exact] -= logsumexp(logp[exact])[:, None]
+    return logp
+
+
+def choose_tokens(logp: np.ndarray, config: SamplerConfig, rng: np.random.Generator):
+    """Sample a token per row of (N, V) log-probabilities; return tokens, rank scores, threshold
+    scores, and the chosen tokens' log-probabilities.
+
+    Greedy decoding reads everything off the normalised rows; only temperature, top-k/top-p
+    and the entropy ranking pay for another exp over the vocabulary (this runs at every step).
+    """
+    logits = logp / config.temperature if config.temperature > 0 else logp
     logits = filter_logits(logits, config.top_k, config.top_p)
-    logp = log_softmax(logits)
+    reshaped = logits is not logp
     if config.temperature > 0:
-        tokens = np.argmax(logp + rng.gumbel(size=logp.shape), axis=-1)
+        tokens = np.argmax(logits + rng.gumbel(size=logits.shape), axis=-1)
     else:
-        tokens = np.argmax(logp, axis=-1)
+        tokens = np.argmax(logits, axis=-1)
     rows = np.arange(len(tokens))
-    tok_logp = logp[rows, tokens]
+    lse = logsumexp(logits) if reshaped else np.zeros(len(tokens), dtype=logits.dtype)
+    tok_logp = logits[rows, tokens] - lse
     p_tok = np.exp(tok_logp)
     if config.alg == "maskgit_plus":
         rank = gate = p_tok
     elif config.alg == "topk_margin":
-        top2 = np.exp(np.partition(logp, -2, axis=-1)[:, -2:]) if logp.shape[-1] > 1 else np.stack([p_tok * 0, p_tok], -1)
+        top2 = np.exp(np.partition(logits, -2, axis=-1)[:, -2:] - lse[:, None]) if logits.shape[-1] > 1 \
+            else np.stack([p_tok * 0, p_tok], -1)
         rank = gate = top2[:, 1] - top2[:, 0]
     elif config.alg == "entropy":
-        probs = np.exp(logp)
-        neg_entropy = (probs * np.where(np.isfinite(logp), logp, 0.0)).sum(axis=-1)
+        full = logits - lse[:, None] if reshaped else logits
+        # sum p log p, with 0 * log 0 = 0: dropped tokens have p == 0 and a finite stand-in log
+        neg_entropy = np.einsum("ij,ij->i", np.exp(full), np.maximum(full, np.finfo(full.dtype).min))
         rank, gate = neg_entropy, np.exp(neg_entropy)
     else:  # origin: reveal in random order; the threshold still reads the token's probability
         rank, gate = rng.random(len(tokens)), p_tok
@@ -145,11 +174,13 @@ def denoise(
     step = 0
     cancelled = False
     while masked.any():
-        logits = backend.predict(x, lo, hi, step)
         win = masked[:, lo:hi]
+        cols = np.nonzero(win.any(axis=0))[0]
+        predicted = backend.predict(x, lo, hi, step, cols)
         b_idx, w_idx = np.nonzero(win)
-        chosen = np.array(logits[b_idx, w_idx], dtype=np.float32)
-        chosen[:, list(never)] = -np.inf
+        row_of = np.zeros(hi - lo, dtype=np.int64)
+        row_of[cols] = np.arange(len(cols))
+        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), never)
         tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
         if config.alg_temp > 0:
             rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)

@@ -75,8 +75,10 @@ class TorchBackend:
         self.shift = shift
         self.device = device
 
-    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int) -> np.ndarray:
+    def predict(self, ids: np.ndarray, lo: int, hi: int, step: int, cols: np.ndarray | None = None) -> np.ndarray:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(self.device)
             logits = self.model(x, window=shifted_window(lo, hi, self.shift))
-            return logits.float().cpu().numpy()
+            if cols is not None:
+                logits = logits[:, torch.from_numpy(np.asarray(cols, dtype=np.int64)).to(self.device)]
+            return torch.log_softmax(logits.float(), dim=-1).cpu().numpy()

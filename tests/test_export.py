@@ -58,18 +58,20 @@ def test_encode_and_step_match_torch(name, exported, torch_models):
     context = np.concatenate([np.arange(18), np.arange(30, 50)])
     with torch.inference_mode():
         ref, cache = model(torch.from_numpy(ids), return_cache=True)
-    ref = ref.numpy()
+    ref = torch.log_softmax(ref, dim=-1).numpy()  # encode and step return log-probabilities
     outs = session(folder, "encode").run(None, {"ids": ids, "positions": positions(2, 0, 50), "rows": span,
                                                 "context": context})
     assert np.abs(outs[0] - ref[:, span]).max() <= 1e-4
     for i, (k, v) in enumerate(cache):
         assert np.abs(outs[1 + 2 * i] - k.numpy()[:, :, context]).max() <= 1e-4
         assert np.abs(outs[2 + 2 * i] - v.numpy()[:, :, context]).max() <= 1e-4
-    feed = {"ids": ids[:, span], "positions": positions(2, 18, 30)}
+    feed = {"ids": ids[:, span], "positions": positions(2, 18, 30), "rows": np.arange(len(span))}
     for i in range(len(cache)):
         feed[f"past_key_{i}"], feed[f"past_value_{i}"] = outs[1 + 2 * i], outs[2 + 2 * i]
     step = session(folder, "step").run(None, feed)[0]
     assert np.abs(step - ref[:, span]).max() <= 1e-4
+    feed["rows"] = np.array([0, 7, 11])
+    assert np.abs(session(folder, "step").run(None, feed)[0] - ref[:, span[[0, 7, 11]]]).max() <= 1e-4
 
 
 @pytest.mark.parametrize("name", CKPTS)
@@ -112,7 +114,8 @@ def test_manifest_describes_the_folder(exported, dream_ckpt):
     assert [i["name"] for i in step["inputs"]][:4] == ["ids", "positions", "past_key_0", "past_value_0"]
     assert step["inputs"][2]["shape"] == ["batch", 2, "context", 16]
     encode = m["graphs"]["encode"]
-    assert [o["name"] for o in encode["outputs"]] == ["logits", "key_0", "value_0", "key_1", "value_1"]
+    assert [o["name"] for o in encode["outputs"]] == ["logprobs", "key_0", "value_0", "key_1", "value_1"]
+    assert [i["name"] for i in step["inputs"]][-1] == "rows"
     # the graphs carry no weights of their own: all of them read the one shared weights file
     for g in m["graphs"].values():
         data = (folder / g["file"]).read_bytes()

@@ -15,7 +15,7 @@ from dcoder.config import SamplerConfig
 from dcoder.errors import DcoderError
 from dcoder.runtime import OnnxBackend, RuntimeOptions, load_exported, nvidia_driver_present
 from dcoder.manifest import load_manifest
-from dcoder.sampler import denoise, shifted_window
+from dcoder.sampler import denoise, log_softmax, shifted_window
 
 torch = pytest.importorskip("torch")
 
@@ -29,15 +29,33 @@ def masked_batch(mask: int, batch: int = 2, length: int = 90, span=(30, 54)) -> 
     return ids
 
 
+def ort_log_softmax():
+    """onnxruntime's LogSoftmax, the op that ends the encode and step graphs."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("LogSoftmax", ["x"], ["y"], axis=-1)
+    graph = helper.make_graph([node], "ls", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return lambda x: sess.run(None, {"x": np.ascontiguousarray(x)})[0]
+
+
 class FullRecompute:
-    """Reference backend: the ``full`` graph over the whole sequence at every pass."""
+    """Reference backend: the ``full`` graph over the whole sequence at every pass, normalised
+    with the same op as the cached graphs (a random model's near-ties would otherwise turn
+    last-bit rounding differences into different picks)."""
 
     def __init__(self, backend: OnnxBackend):
         self.backend = backend
+        self.normalize = ort_log_softmax()
 
-    def predict(self, ids, lo, hi, step):
+    def predict(self, ids, lo, hi, step, cols=None):
         a, z = shifted_window(lo, hi, self.backend.shift)
-        return self.backend.full(ids)[:, a:z]
+        cols = np.arange(z - a) if cols is None else cols
+        return self.normalize(self.backend.full(ids)[:, a + np.asarray(cols)])
 
 
 class Counting(OnnxBackend):
@@ -104,10 +122,11 @@ def test_cached_steps_stay_close_to_the_full_result(exported):
     backend = OnnxBackend(manifest, RuntimeOptions(provider="cpu"))
     ids = masked_batch(manifest.tokens.mask)
     first = backend.predict(ids, 30, 54, 0)
-    assert np.allclose(first, backend.full(ids)[:, 30:54], atol=1e-4)
+    assert np.allclose(first, log_softmax(backend.full(ids)[:, 30:54]), atol=1e-4)
     ids[:, 30:40] = 11  # reveal part of the span: the cached context does not see it
     later = backend.predict(ids, 30, 54, 1)
-    full = backend.full(ids)[:, 30:54]
+    full = log_softmax(backend.full(ids)[:, 30:54])
+    assert np.allclose(backend.predict(ids, 30, 54, 2, np.array([3, 17])), later[:, [3, 17]], atol=1e-5)
     assert not np.allclose(later, full, atol=1e-6)
     assert np.abs(later - full).max() < 0.5
 
@@ -157,3 +176,28 @@ def test_manifest_is_verified(exported, tmp_path):
     (folder / "manifest.json").unlink()
     with pytest.raises(DcoderError, match="not an exported model"):
         load_exported(folder)
+
+
+def test_manifest_from_another_version_or_a_truncated_graph_is_refused(exported, tmp_path):
+    import shutil
+
+    from dcoder.manifest import sha256_file
+
+    folder = tmp_path / "m"
+    shutil.copytree(exported("llada"), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (folder / "manifest.json").write_text(json.dumps({**manifest, "dcoder_version": "0.0.9"}), encoding="utf-8")
+    with pytest.raises(DcoderError, match=r"exported by dcoder 0\.0\.9, this is dcoder .*export the checkpoint again"):
+        load_exported(folder)
+    # a truncated graph whose checksum was rewritten to match still fails with one clear line
+    graph = folder / "encode.onnx"
+    graph.write_bytes(graph.read_bytes()[:2000])
+    manifest["graphs"]["encode"]["sha256"] = sha256_file(graph)
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(DcoderError, match="encode.onnx is not a valid ONNX model") as err:
+        load_exported(folder)
+    assert "\n" not in str(err.value)
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "bench", "--model", str(folder), "--repeats", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "encode.onnx" in proc.stderr

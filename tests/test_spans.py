@@ -93,11 +93,12 @@ class Scripted:
     def __init__(self, script, pad, vocab):
         self.script, self.pad, self.vocab = script, pad, vocab
 
-    def predict(self, ids, lo, hi, step):
-        logits = np.zeros((ids.shape[0], hi - lo, self.vocab), dtype=np.float32)
-        for j in range(hi - lo):
-            logits[:, j, self.script[j] if j < len(self.script) else self.pad] = 10.0
-        return logits
+    def predict(self, ids, lo, hi, step, cols=None):
+        cols = range(hi - lo) if cols is None else cols
+        logp = np.full((ids.shape[0], len(cols), self.vocab), -30.0, dtype=np.float32)
+        for r, j in enumerate(cols):
+            logp[:, r, self.script[j] if j < len(self.script) else self.pad] = 0.0
+        return logp
 
 
 def scripted_engine(ckpt, text):
