@@ -12,7 +12,7 @@ from dcoder.engine import Engine
 from dcoder.errors import DcoderError
 from dcoder.sampler import StepState, denoise
 from dcoder import syntax
-from dcoder.spans import Layout, Span, build_layout, default_budget, preview_text
+from dcoder.spans import Layout, Span, build_layout, default_budget, fix_length, preview_text, variant_length
 from dcoder.validity import choose
 
 
@@ -117,16 +117,37 @@ def _progress_callback(engine: Engine, layout: Layout, on_progress: OnProgress |
     return on_step
 
 
+def _candidates(engine: Engine, layout: Layout, ids: np.ndarray, options: InfillOptions):
+    """The first pass's batch and which rows have fixed lengths.
+
+    Row 0 lets the model choose each span's length (it may end a span with padding early);
+    rows 1.. give every fully masked span a fixed length (``variant_length``), so even greedy
+    decoding yields different candidates for the validity search to choose from.
+    """
+    batch = np.repeat(ids[None], options.candidates, axis=0)
+    fixed = np.zeros(len(batch), dtype=bool)
+    whole = [(a, b) for a, b in layout.slots if (ids[a:b] == engine.tokens.mask).all()]
+    if options.exact_length is None and whole:
+        for r in range(1, len(batch)):
+            for a, b in whole:
+                batch[r] = fix_length(batch[r], (a, b), variant_length(b - a, r), engine.tokens)
+            fixed[r] = True
+    return batch, fixed
+
+
 def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: InfillOptions,
          on_progress: OnProgress | None, extra_passes: int = 0) -> InfillResult:
-    batch = np.repeat(ids[None], options.candidates, axis=0)
-    suppress = tuple(engine.tokens.stripped) if options.exact_length is not None else ()
+    batch, fixed = _candidates(engine, layout, ids, options)
     on_step = _progress_callback(engine, layout, on_progress)
+    stripped = tuple(engine.tokens.stripped)
 
-    def resample(rows: np.ndarray):
-        return denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step, suppress)
+    def resample(rows: np.ndarray, rows_fixed: np.ndarray):
+        # a row of fixed length may not end early: padding and end-of-text are not drawn there
+        if options.exact_length is not None:
+            rows_fixed = np.ones(len(rows), dtype=bool)
+        return denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step, stripped, rows_fixed)
 
-    result = resample(batch)
+    result = resample(batch, fixed)
     generated = batch == engine.tokens.mask
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
                   options.repair_rounds, resample)

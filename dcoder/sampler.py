@@ -160,8 +160,13 @@ def denoise(
     mask_id: int,
     on_step: OnStep | None = None,
     suppress: tuple[int, ...] = (),
+    suppress_rows: np.ndarray | None = None,
 ) -> SampleResult:
-    """Resolve every ``mask_id`` in ``ids`` (B, T). ``on_step`` returning True stops the run."""
+    """Resolve every ``mask_id`` in ``ids`` (B, T). ``on_step`` returning True stops the run.
+
+    The ``suppress`` tokens are never chosen in the rows where ``suppress_rows`` (B,) is True
+    (in every row when it is None); the mask token is never chosen anywhere.
+    """
     x = np.array(ids, dtype=np.int64, copy=True)
     masked = x == mask_id
     logprobs = np.zeros(x.shape, dtype=np.float32)
@@ -170,7 +175,8 @@ def denoise(
     cols = np.nonzero(masked.any(axis=0))[0]
     lo, hi = int(cols[0]), int(cols[-1]) + 1
     rng = np.random.default_rng(config.seed)
-    never = (mask_id, *suppress)
+    if suppress_rows is None:
+        suppress_rows = np.ones(len(x), dtype=bool)
     step = 0
     cancelled = False
     while masked.any():
@@ -180,7 +186,10 @@ def denoise(
         b_idx, w_idx = np.nonzero(win)
         row_of = np.zeros(hi - lo, dtype=np.int64)
         row_of[cols] = np.arange(len(cols))
-        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), never)
+        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id,))
+        held = suppress_rows[b_idx]
+        if suppress and held.any():
+            chosen[held] = drop_tokens(chosen[held], suppress)
         tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
         if config.alg_temp > 0:
             rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)

@@ -174,6 +174,26 @@ def build_layout(
     return Layout(np.array(ids, dtype=np.int64), tuple(spans), tuple(slots))
 
 
+# Fixed lengths tried when the model's own choice of length does not parse, as fractions of the
+# slot, shortest first (a 32-token cursor budget: 2, 4, 8, 16 tokens): weak models often end a
+# span at once, and most holes that break a file's syntax are a few tokens long.
+_VARIANT_SHIFTS = (4, 3, 2, 1)
+
+
+def variant_length(size: int, k: int) -> int:
+    """The k-th (k >= 1) fixed length tried for a slot of ``size`` mask tokens."""
+    return max(1, size >> _VARIANT_SHIFTS[(k - 1) % len(_VARIANT_SHIFTS)])
+
+
+def fix_length(row: np.ndarray, slot: tuple[int, int], length: int, tokens: SpecialTokens) -> np.ndarray:
+    """``row`` with ``slot`` masked again as exactly ``length`` tokens followed by span padding."""
+    out = row.copy()
+    a, b = slot
+    out[a:a + length] = tokens.mask
+    out[a + length:b] = tokens.span_pad
+    return out
+
+
 def span_text(row: np.ndarray, slot: tuple[int, int], tokenizer: Tokenizer, tokens: SpecialTokens) -> str:
     """The finished text of one span: padding and end-of-text tokens removed."""
     stripped = tokens.stripped

@@ -11,6 +11,7 @@ plain character spans and show ``note(language)``.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -328,20 +329,34 @@ def region_names(language: str | None) -> list[str]:
     return list(dict.fromkeys(q.capture_name(i) for i in range(q.capture_count)))
 
 
+_BLANKS = re.compile(r"[ \t]*")
+
+
+def _blanks_before(text: str, i: int) -> int:
+    while i > 0 and text[i - 1] in " \t":
+        i -= 1
+    return i
+
+
 def introduced_problems(before: Document, after: Document, edits: list[tuple[int, int, str]]) -> list[Problem]:
     """Problems of ``after`` that ``before`` did not have, once ``edits`` (start, end, text) are applied.
 
-    A problem of ``before`` outside every edit is carried to its shifted place; one that an
-    edit touches is gone (the edit replaced it).
+    A problem of ``before`` clear of every edit is carried to its shifted place and ignored. One
+    that an edit touches, even only at an end, counts if it is still there: a hole's own
+    breakage (``if <cursor>:``, half a call removed) is the fill's to mend, so an empty fill
+    there does not pass for valid. Blanks next to an edit count as part of it (``x = <cursor>``
+    leaves an error that ends before the space).
     """
     edits = sorted(edits)
+    text = before.text
+    reach = [(_blanks_before(text, a), _BLANKS.match(text, b).end()) for a, b, _ in edits]
     carried = set()
     for p in before.problems():
         shift, keep = 0, True
-        for a, b, new in edits:
-            if p.end <= a:
+        for (a, b, new), (ra, rb) in zip(edits, reach):
+            if p.end < ra:
                 break
-            if p.start >= b:
+            if p.start > rb:
                 shift += len(new) - (b - a)
             else:
                 keep = False

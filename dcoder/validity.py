@@ -1,10 +1,12 @@
 """Choose the fill to return so that the file keeps parsing.
 
 After a batch of candidates is denoised, each is spliced into the document and reparsed
-(incrementally); the best-scoring one that adds no ERROR or MISSING node wins. When none does,
+(incrementally); the best-scoring one that adds no ERROR or MISSING node wins (see
+``syntax.introduced_problems``: breakage at the hole itself must be mended). When none does,
 the tokens of the smallest broken node of the best candidate are masked again and denoised with
-everything else fixed, for a few rounds. If still nothing parses, the least broken candidate is
-returned with ``parses=False``: the caller decides what to do with it.
+everything else fixed, for a few rounds; a broken fill with no tokens to re-mask there (often
+an empty one) is redone whole at a fixed length instead. If still nothing parses, the least
+broken candidate is returned with ``parses=False``: the caller decides what to do with it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dcoder import syntax
 from dcoder.engine import Engine
 from dcoder.indent import fit
 from dcoder.sampler import SampleResult
-from dcoder.spans import Layout, span_text
+from dcoder.spans import Layout, fix_length, span_text, variant_length
 
-Resample = Callable[[np.ndarray], SampleResult]
+Resample = Callable[[np.ndarray, np.ndarray], SampleResult]  # rows, which rows have fixed lengths
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,9 @@ def _raw_offset(raw: str, fitted: str, offset: int) -> int:
     return sum(len(x) + 1 for x in raw_lines[:line]) + col
 
 
-def broken_tokens(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate) -> np.ndarray:
-    """Positions of ``cand.row`` to mask again: the tokens of its smallest broken node, one more each side."""
+def broken_tokens(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate) -> tuple[int, np.ndarray | None]:
+    """The span to redo, and the positions of ``cand.row`` to mask again: the tokens of its
+    smallest broken node, one more each side (None when no token of the span lies there)."""
     ranges = checker.ranges(cand.fills)
     touching = [(p, i) for p in cand.problems for i, (a, b) in enumerate(ranges)
                 if p.context[0] <= b and p.context[1] >= a]
@@ -116,15 +119,29 @@ def broken_tokens(engine: Engine, layout: Layout, checker: _Checker, cand: _Cand
     tokens = [int(cand.row[p]) for p in kept]
     bounds = [len(engine.tokenizer.decode(tokens[:k])) for k in range(len(tokens) + 1)]
     hit = [k for k in range(len(tokens)) if bounds[k] <= hi and bounds[k + 1] >= lo]
-    remask = np.zeros(len(cand.row), dtype=bool)
     if not hit or lo > hi:
-        remask[a:b] = True
-        return remask
+        return i, None
+    remask = np.zeros(len(cand.row), dtype=bool)
     first, last = max(0, hit[0] - 1), min(len(tokens) - 1, hit[-1] + 1)
     remask[[kept[k] for k in range(first, last + 1)]] = True
     if last == len(tokens) - 1:  # the broken node runs to the fill's end: let it grow into the padding
         remask[kept[last]:b] = True
-    return remask
+    return i, remask
+
+
+def repair_row(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate,
+               variant: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The row to denoise again, the positions it re-masks, and whether its length is fixed."""
+    i, remask = broken_tokens(engine, layout, checker, cand)
+    if remask is not None:
+        ids = cand.row.copy()
+        ids[remask] = engine.tokens.mask
+        return ids, remask, False
+    a, b = layout.slots[i]
+    ids = fix_length(cand.row, (a, b), variant_length(b - a, variant), engine.tokens)
+    remask = np.zeros(len(ids), dtype=bool)
+    remask[a:b] = True
+    return ids, remask, True
 
 
 def _best(cands: list[_Candidate]) -> _Candidate:
@@ -154,13 +171,14 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
 
     current, passes, steps, rounds = tried[0], 0, 0, 0
     for rounds in range(1, repair_rounds + 1):
-        remask = broken_tokens(engine, layout, checker, current)
-        ids = current.row.copy()
-        ids[remask] = engine.tokens.mask
-        res = resample(np.repeat(ids[None], candidates, axis=0))
+        # fixed lengths the first pass did not try (its rows 1.. had variants 1..candidates-1)
+        ids, remask, fixed = repair_row(engine, layout, checker, current, candidates - 1 + rounds)
+        res = resample(np.repeat(ids[None], candidates, axis=0), np.full(candidates, fixed))
         passes, steps = passes + res.forward_passes, steps + res.steps
         logprobs = np.where(remask[None], res.logprobs, current.logprobs[None])
-        round_scores = scores(logprobs, generated[:1])
+        # given padding is not generated: it must not lift the mean log-probability
+        counted = generated[:1] & ~(remask & (ids != engine.tokens.mask))[None]
+        round_scores = scores(logprobs, counted)
         batch = [checker.candidate(res.ids[r], logprobs[r], round_scores[r])
                  for r in np.argsort(-round_scores, kind="stable")]
         valid = [c for c in batch if not c.problems]

@@ -155,3 +155,15 @@ def test_config_rejects_bad_values():
     for bad in (dict(alg="nope"), dict(steps=0), dict(threshold=1.5), dict(top_p=0), dict(temperature=-1)):
         with pytest.raises(DcoderError):
             SamplerConfig(**bad)
+
+
+def test_suppressed_tokens_are_renormalised_away_only_in_their_rows():
+    # every position prefers token 7; rows marked in suppress_rows may not draw it
+    backend = KnownAnswer([0, 0] + [7] * len(ANSWER), [0.99, 0.99] + [0.9] * len(ANSWER))
+    ids = np.repeat(masked_row(), 2, axis=0)
+    result = denoise(ids, backend, SamplerConfig(steps=8), MASK, suppress=(7,), suppress_rows=np.array([False, True]))
+    assert (result.ids[0, 2:] == 7).all()
+    assert not (result.ids[1, 2:] == 7).any() and not (result.ids[1] == MASK).any()
+    # the other 10% is shared by V - 1 tokens; without token 7 and the mask it is all there is
+    share = np.log((0.1 / (V - 1)) / (1 - 0.9 - 0.1 / (V - 1)))
+    assert np.allclose(result.logprobs[1, 2:], share, atol=1e-5)

@@ -231,7 +231,7 @@ def _result(rows, scores):
     return SampleResult(rows, logprobs, 1, 1, False)
 
 
-def _no_resample(rows):
+def _no_resample(rows, fixed):
     raise AssertionError("no repair round expected")
 
 
@@ -270,7 +270,8 @@ def test_repair_remasks_only_the_broken_node(engine):
     rows = _rows(engine, layout, ["alpha, beta, gamma, delta, )"])
     seen = []
 
-    def resample(batch):  # resolves every mask to span padding: the masked tokens are dropped
+    def resample(batch, fixed):  # resolves every mask to span padding: the masked tokens are dropped
+        assert not fixed.any()
         seen.append(batch.copy())
         out = np.where(batch == engine.tokens.mask, engine.tokens.span_pad, batch)
         return SampleResult(out, np.zeros(out.shape, dtype=np.float32), 2, 2, False)
@@ -281,6 +282,55 @@ def test_repair_remasks_only_the_broken_node(engine):
     a, b = layout.slots[0]
     masked = seen[0][0, a:b] == engine.tokens.mask
     assert 0 < masked.sum() < (rows[0, a:b] != engine.tokens.span_pad).sum()
+
+
+def test_an_empty_fill_that_leaves_the_hole_broken_is_redone_at_a_fixed_length(engine):
+    """``if <hole>:`` does not parse; an empty fill leaves it so and must not pass for valid."""
+    from dcoder.validity import choose
+
+    text = "def f(x):\n    if :\n        return 1\n"
+    hole = at(text, "if ") + 3
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    rows = _rows(engine, layout, [""])
+    seen = []
+
+    def resample(batch, fixed):  # writes "x" into the masked positions
+        seen.append((batch.copy(), fixed.copy()))
+        x = engine.tokenizer.encode("x")[0]
+        out = np.where(batch == engine.tokens.mask, x, batch)
+        return SampleResult(out, np.zeros(out.shape, dtype=np.float32), 3, 3, False)
+
+    pick = choose(engine, text, layout, _result(rows, [-0.1]), generated, "python", 1, 2, resample)
+    a, b = layout.slots[0]
+    batch, fixed = seen[0]
+    length = (batch[0, a:b] == engine.tokens.mask).sum()
+    assert fixed.all() and length == 1  # a sixteenth of the 16-token slot, then padding
+    assert (batch[0, a + length:b] == engine.tokens.span_pad).all()
+    assert pick.parses is True and pick.repairs == 1 and pick.fills == ("x",)
+
+
+def test_introduced_problems_count_breakage_left_at_the_hole():
+    before = syntax.parse("if :\n    pass\ny = 1\n", "python")
+    hole = 3
+    assert before.has_error
+    assert syntax.introduced_problems(before, before, [(hole, hole, "")])  # an empty fill mends nothing
+    fixed = before.edit(hole, hole, "x")
+    assert syntax.introduced_problems(before, fixed, [(hole, hole, "x")]) == []
+    elsewhere = syntax.parse("if :\n    pass\ny = 1\n", "python")
+    far = at(elsewhere.text, "1")
+    assert syntax.introduced_problems(elsewhere, elsewhere.edit(far, far + 1, "2"), [(far, far + 1, "2")]) == []
+
+
+def test_extra_candidates_get_fixed_lengths(engine):
+    from dcoder.infill import InfillOptions, _candidates
+
+    text = "x = 1\n\ny = 2\n"
+    layout, _ = _setup(engine, text, 6, 6, budget=16)
+    batch, fixed = _candidates(engine, layout, layout.ids, InfillOptions(candidates=4))
+    a, b = layout.slots[0]
+    lengths = [(row[a:b] == engine.tokens.mask).sum() for row in batch]
+    assert lengths == [16, 1, 2, 4] and fixed.tolist() == [False, True, True, True]
+    assert all((row[a + n:b] == engine.tokens.span_pad).all() for row, n in zip(batch[1:], lengths[1:]))
 
 
 def test_infill_flag_matches_whether_the_result_parses(engine):
