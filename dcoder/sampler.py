@@ -4,8 +4,9 @@ A backend is any object with ``predict(ids, lo, hi, step, cols) -> logprobs``: g
 current token ids (B, T) it returns float log-probabilities (B, len(cols), V) whose row j is
 the prediction for position ``lo + cols[j]`` (all of lo..hi-1 when ``cols`` is None; the
 logit-shift convention is the backend's business, see ``shifted_window``). The sampler asks
-only for the columns that still hold a mask, so a backend can skip the rest. ``step`` counts forward passes of this run from 0, so a caching backend
-knows when to (re)encode the context. Positions outside [lo, hi) never change during a run.
+only for the columns that still hold a mask, so a backend can skip the rest. ``step`` counts
+forward passes of this run from 0, so a caching backend knows when to (re)encode the context.
+Positions outside [lo, hi) never change during a run.
 """
 
 from __future__ import annotations
