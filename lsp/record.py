@@ -22,6 +22,8 @@ from pathlib import Path
 from lsprotocol import types as t
 from pygls.lsp.client import LanguageClient
 
+from lsp.positions import LineIndex
+
 SAMPLE = '''import math
 
 
@@ -47,9 +49,8 @@ def plain(value):
 
 
 def offset(text: str, pos: dict) -> int:
-    """Character offset of an LSP position in ``text`` (the sample is ASCII: utf-16 = characters)."""
-    lines = text.split("\n")
-    return sum(len(line) + 1 for line in lines[:pos["line"]]) + pos["character"]
+    """Character offset of an LSP position (utf-16 columns, the default encoding) in ``text``."""
+    return LineIndex.of(text).offset(pos["line"], pos["character"], "utf-16")
 
 
 def frame(text: str, preview: dict) -> str:

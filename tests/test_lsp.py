@@ -24,6 +24,7 @@ from dcoder.runtime import import_ort, nvidia_driver_present
 from lsp.completion import balance, drop_repeated_suffix, tidy
 from lsp.documents import Document
 from lsp.operations import single_line
+from lsp.record import plain
 
 aio = pytest.mark.asyncio(loop_scope="module")  # every async test shares the module's servers
 
@@ -60,15 +61,6 @@ def edits_of(edit: t.WorkspaceEdit, uri: str, version: int):
     (change,) = edit.document_changes
     assert change.text_document.uri == uri and change.text_document.version == version
     return change.edits
-
-
-def plain(obj):
-    """A notification's params (pygls gives named tuples for methods it does not know) as dicts."""
-    if hasattr(obj, "_asdict"):
-        return {k: plain(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
 
 
 def capabilities(encodings: list[str] | None = None) -> t.ClientCapabilities:
