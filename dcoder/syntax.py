@@ -181,6 +181,7 @@ class Document:
         parser = grammar.parser()
         self.tree = parser.parse(self.data, old_tree) if old_tree is not None else parser.parse(self.data)
         self._regions: list[Region] | None = None
+        self._problems: list[Problem] | None = None
 
     def edit(self, start: int, end: int, new_text: str) -> Document:
         """The document with ``text[start:end]`` replaced by ``new_text``, reparsed incrementally."""
@@ -201,7 +202,13 @@ class Document:
         return self.tree.root_node.has_error
 
     def problems(self) -> list[Problem]:
-        """Every ERROR and MISSING node, outermost ERROR only."""
+        """Every ERROR and MISSING node, outermost ERROR only (kept: the validity search asks
+        the original document once per candidate)."""
+        if self._problems is None:
+            self._problems = self._collect_problems()
+        return self._problems
+
+    def _collect_problems(self) -> list[Problem]:
         out = []
         stack = [self.tree.root_node] if self.tree.root_node.has_error else []
         while stack:

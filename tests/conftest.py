@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -12,20 +11,8 @@ import pytest
 from dcoder.config import ModelConfig
 from dcoder.synthetic import train_tokenizer, write_random_checkpoint
 
-SAMPLE = textwrap.dedent('''\
-    def add(a, b):
-        """Return the sum."""
-        return a + b
-
-
-    class Counter:
-        def __init__(self, start=0):
-            self.value = start
-
-        def step(self, by=1):
-            self.value += by
-            return self.value
-''')
+# The sample file the Python, Neovim and VS Code tests share.
+SAMPLE = (Path(__file__).parent / "data" / "sample.py").read_text(encoding="utf-8")
 
 
 def tiny_config(vocab_size: int, **over) -> ModelConfig:

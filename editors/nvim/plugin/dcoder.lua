@@ -45,23 +45,16 @@ end, {
   desc = "dcoder: fill the syntax region at the cursor",
 })
 
-command("DcoderHoles", function()
-  local m = dcoder()
-  if m then
-    m.holes()
-  end
-end, { desc = "dcoder: fill every <|mask|> hole in the buffer" })
+-- A command without arguments that calls one function of the module.
+local function simple(name, method, desc)
+  command(name, function()
+    local m = dcoder()
+    if m then
+      m[method]()
+    end
+  end, { desc = desc })
+end
 
-command("DcoderToggleInline", function()
-  local m = dcoder()
-  if m then
-    m.toggle_inline()
-  end
-end, { desc = "dcoder: turn ghost-text completions on or off" })
-
-command("DcoderStatus", function()
-  local m = dcoder()
-  if m then
-    m.show_status()
-  end
-end, { desc = "dcoder: model, provider and state of the server" })
+simple("DcoderHoles", "holes", "dcoder: fill every <|mask|> hole in the buffer")
+simple("DcoderToggleInline", "toggle_inline", "dcoder: turn ghost-text completions on or off")
+simple("DcoderStatus", "show_status", "dcoder: model, provider and state of the server")

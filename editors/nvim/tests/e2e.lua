@@ -14,20 +14,8 @@ local dcoder = require("dcoder")
 local ghost = require("dcoder.ghost")
 local preview = require("dcoder.preview")
 
-local CODE = {
-  "def add(a, b):",
-  '    """Return the sum."""',
-  "    return a + b",
-  "",
-  "",
-  "class Counter:",
-  "    def __init__(self, start=0):",
-  "        self.value = start",
-  "",
-  "    def step(self, by=1):",
-  "        self.value += by",
-  "        return self.value",
-}
+-- The sample file the Python, Neovim and VS Code tests share (the tests run in the repository root).
+local CODE = vim.fn.readfile("tests/data/sample.py")
 local FAST = { steps = 8, maxTokens = vim.NIL }
 local SLOW = { steps = 256, maxTokens = 256 } -- 256 forward passes: time for the user to type
 

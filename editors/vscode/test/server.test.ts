@@ -2,7 +2,7 @@
 // extension's own settings, command arguments and preview layout against a tiny random model.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -42,19 +42,8 @@ cfg = ModelConfig(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_h
 print(write_random_checkpoint(out / "model", cfg, tok))
 `;
 
-const CODE = `def add(a, b):
-    """Return the sum."""
-    return a + b
-
-
-class Counter:
-    def __init__(self, start=0):
-        self.value = start
-
-    def step(self, by=1):
-        self.value += by
-        return self.value
-`;
+// The sample file the Python, Neovim and VS Code tests share.
+const CODE = readFileSync(join(ROOT, "tests", "data", "sample.py"), "utf8");
 
 /** What vscode-languageclient announces for the features the extension uses. */
 const CAPABILITIES = {
