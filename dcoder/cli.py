@@ -156,6 +156,9 @@ def add_syntax_args(p: argparse.ArgumentParser) -> None:
                    help="fills denoised in one batch; the best-scoring one that parses wins (default 1)")
     p.add_argument("--repair", type=int, default=2, metavar="N",
                    help="rounds of re-masking the broken part of a fill that does not parse (default 2)")
+    p.add_argument("--search-tokens", type=int, default=3, metavar="N",
+                   help="then search fills of up to N tokens for one that parses, among the model's "
+                        "likeliest tokens (default 3; 0: off)")
     p.add_argument("--allow-broken", action="store_true",
                    help="with --in-place, write FILE even when the fill breaks its syntax")
 
@@ -174,7 +177,7 @@ def syntax_options(args, language: str | None):
     from dataclasses import replace
 
     return replace(infill_options(args), language=language, candidates=args.candidates,
-                   repair_rounds=args.repair)
+                   repair_rounds=args.repair, search_tokens=args.search_tokens)
 
 
 def no_regions_reason(path: str, language: str | None) -> str | None:
@@ -213,7 +216,7 @@ def check_parse(args, result, language: str | None) -> None:
     if result.parses is not False:
         return
     what = (f"the fill does not parse as {language} (best of {args.candidates} candidate(s), "
-            f"{result.repairs} repair round(s))")
+            f"{result.repairs} repair round(s){', constrained search' if result.searched else ''})")
     if args.in_place and not args.allow_broken:
         raise DcoderError(f"{what}; {args.file} left unchanged (--allow-broken writes it anyway)")
     sys.stderr.write(f"dcoder: warning: {what}\n")
@@ -254,7 +257,8 @@ def emit(args, text: str, result) -> None:
         } for e in result.edits]
         json.dump({"file": args.file, "edits": edits, "forward_passes": result.forward_passes,
                    "steps": result.steps, "generated_tokens": result.generated_tokens,
-                   "score": result.score, "parses": result.parses, "repairs": result.repairs},
+                   "score": result.score, "parses": result.parses, "repairs": result.repairs,
+                   "searched": result.searched},
                   sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:

@@ -128,6 +128,11 @@ class SamplerConfig:
     top_p: float | None = None
     seed: int = 0
 
+    @property
+    def deterministic(self) -> bool:
+        """No random draws: a row's result depends on that row alone."""
+        return self.temperature == 0 and self.alg_temp == 0 and self.alg != "origin"
+
     def __post_init__(self) -> None:
         if self.alg not in ALGS:
             raise DcoderError(f"unknown --alg {self.alg!r} (choose from {', '.join(ALGS)})")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -28,6 +28,9 @@ class InfillOptions:
     # break the parse are searched past (candidates) and repaired (re-mask rounds).
     language: str | None = None
     repair_rounds: int = 2
+    # Longest fill (tokens) the last-resort constrained search tries for a span that still
+    # breaks the parse after the repair rounds; 0 turns it off.
+    search_tokens: int = 3
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -38,6 +41,8 @@ class InfillOptions:
             raise DcoderError("--candidates must be at least 1")
         if self.repair_rounds < 0:
             raise DcoderError("--repair must be at least 0")
+        if self.search_tokens < 0:
+            raise DcoderError("--search-tokens must be at least 0")
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,7 @@ class InfillResult:
     generated_tokens: int
     parses: bool | None = None  # the fill adds no parse error; None: not checked (no language given)
     repairs: int = 0  # re-mask rounds spent on a fill that broke the parse
+    searched: bool = False  # the constrained search for a short fill that parses ran
 
 
 OnProgress = Callable[[Progress], bool | None]
@@ -145,12 +151,16 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
         # a row of fixed length may not end early: padding and end-of-text are not drawn there
         if options.exact_length is not None:
             rows_fixed = np.ones(len(rows), dtype=bool)
+        if options.sampler.deterministic and (rows == rows[0]).all() and (rows_fixed == rows_fixed[0]).all():
+            # a repair round's identical rows would all come back the same: denoise one
+            one = denoise(rows[:1], engine.backend, options.sampler, engine.tokens.mask, on_step, stripped, rows_fixed[:1])
+            return replace(one, ids=np.repeat(one.ids, len(rows), 0), logprobs=np.repeat(one.logprobs, len(rows), 0))
         return denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step, stripped, rows_fixed)
 
     result = resample(batch, fixed)
     generated = batch == engine.tokens.mask
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
-                  options.repair_rounds, resample)
+                  options.repair_rounds, resample, options.search_tokens)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
     return InfillResult(
         text=apply_edits(text, edits),
@@ -162,6 +172,7 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
         generated_tokens=int(generated[0].sum()),
         parses=pick.parses,
         repairs=pick.repairs,
+        searched=pick.searched,
     )
 
 

@@ -219,7 +219,11 @@ class Document:
                 kind = "ERROR" if node.is_error else f"MISSING {node.type}"
                 out.append(Problem(kind, start, end, context))
                 continue
-            stack.extend(c for c in node.children if c.has_error or c.is_missing)
+            flagged = [c for c in node.children if c.has_error or c.is_missing]
+            if not flagged:  # recovery left no ERROR node (`return a.b "s"` in a try body): blame the node
+                start, end = self.span(node)
+                out.append(Problem("ERROR", start, end, (start, end)))
+            stack.extend(flagged)
         return sorted(out, key=lambda p: (p.start, p.end, p.kind))
 
     def regions(self) -> list[Region]:
@@ -345,29 +349,35 @@ def _blanks_before(text: str, i: int) -> int:
     return i
 
 
+def _line_end(text: str, i: int) -> int:
+    end = text.find("\n", i)
+    return len(text) if end < 0 else end
+
+
 def introduced_problems(before: Document, after: Document, edits: list[tuple[int, int, str]]) -> list[Problem]:
     """Problems of ``after`` that ``before`` did not have, once ``edits`` (start, end, text) are applied.
 
     A problem of ``before`` clear of every edit is carried to its shifted place and ignored. One
-    that an edit touches, even only at an end, counts if it is still there: a hole's own
-    breakage (``if <cursor>:``, half a call removed) is the fill's to mend, so an empty fill
-    there does not pass for valid. Blanks next to an edit count as part of it (``x = <cursor>``
-    leaves an error that ends before the space).
+    that an edit touches, even only at an end, or that lies wholly on the lines an edit touches,
+    counts if it is still there: a hole's own breakage (``if <cursor>:``, half a call removed,
+    the ``)`` left over from a cut ``f(a, b)``) is the fill's to mend, so an empty fill there does
+    not pass for valid. Blanks next to an edit count as part of it (``x = <cursor>`` leaves an
+    error that ends before the space). A problem reaching beyond those lines (an unclosed
+    bracket further up) is the file's own.
     """
     edits = sorted(edits)
     text = before.text
     reach = [(_blanks_before(text, a), _BLANKS.match(text, b).end()) for a, b, _ in edits]
+    lines = [(text.rfind("\n", 0, a) + 1, _line_end(text, b)) for a, b, _ in edits]
     carried = set()
     for p in before.problems():
         shift, keep = 0, True
-        for (a, b, new), (ra, rb) in zip(edits, reach):
-            if p.end < ra:
+        for (a, b, new), (ra, rb), (la, lb) in zip(edits, reach, lines):
+            if (ra <= p.end and p.start <= rb) or (la <= p.start and p.end <= lb):
+                keep = False
                 break
             if p.start > rb:
                 shift += len(new) - (b - a)
-            else:
-                keep = False
-                break
         if keep:
             carried.add((p.kind, p.start + shift, p.end + shift))
     return [p for p in after.problems() if (p.kind, p.start, p.end) not in carried]

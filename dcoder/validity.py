@@ -5,8 +5,10 @@ After a batch of candidates is denoised, each is spliced into the document and r
 ``syntax.introduced_problems``: breakage at the hole itself must be mended). When none does,
 the tokens of the smallest broken node of the best candidate are masked again and denoised with
 everything else fixed, for a few rounds; a broken fill with no tokens to re-mask there (often
-an empty one) is redone whole at a fixed length instead. If still nothing parses, the least
-broken candidate is returned with ``parses=False``: the caller decides what to do with it.
+an empty one) is redone whole at a fixed length instead. Last comes a constrained search: short
+fills of the broken span, built left to right from the model's likeliest tokens (a small beam),
+with the last token chosen among the likeliest ones that make the file parse. If still nothing
+parses, the least broken candidate is returned with ``parses=False``: the caller decides.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ class Choice:
     score: float
     parses: bool | None  # None: not checked (no language, no parser, or cancelled)
     repairs: int  # re-mask rounds run
-    forward_passes: int  # spent on those rounds
+    forward_passes: int  # spent on those rounds and the search
     steps: int
+    searched: bool = False  # the constrained search ran
 
 
 @dataclass(frozen=True)
@@ -97,18 +100,24 @@ def _raw_offset(raw: str, fitted: str, offset: int) -> int:
     return sum(len(x) + 1 for x in raw_lines[:line]) + col
 
 
-def broken_tokens(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate) -> tuple[int, np.ndarray | None]:
-    """The span to redo, and the positions of ``cand.row`` to mask again: the tokens of its
-    smallest broken node, one more each side (None when no token of the span lies there)."""
+def broken_span(checker: _Checker, cand: _Candidate) -> tuple[int, syntax.Problem]:
+    """The span to redo and the problem that condemns it: the smallest one touching a fill."""
     ranges = checker.ranges(cand.fills)
     touching = [(p, i) for p in cand.problems for i, (a, b) in enumerate(ranges)
                 if p.context[0] <= b and p.context[1] >= a]
     if touching:
         problem, i = min(touching, key=lambda t: _size(t[0]))
-    else:  # a fill broke something beyond itself (an unclosed bracket): redo the nearest fill
-        problem = min(cand.problems, key=_size)
-        i = min(range(len(ranges)), key=lambda j: abs(ranges[j][1] - problem.context[0]))
-    fs, fe = ranges[i]
+        return i, problem
+    # a fill broke something beyond itself (an unclosed bracket): redo the nearest fill
+    problem = min(cand.problems, key=_size)
+    return min(range(len(ranges)), key=lambda j: abs(ranges[j][1] - problem.context[0])), problem
+
+
+def broken_tokens(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate) -> tuple[int, np.ndarray | None]:
+    """The span to redo, and the positions of ``cand.row`` to mask again: the tokens of its
+    smallest broken node, one more each side (None when no token of the span lies there)."""
+    i, problem = broken_span(checker, cand)
+    fs, fe = checker.ranges(cand.fills)[i]
     raw, fitted = cand.raw[i], cand.fills[i]
     lo = _raw_offset(raw, fitted, max(problem.context[0], fs) - fs)
     hi = _raw_offset(raw, fitted, min(problem.context[1], fe) - fs)
@@ -144,12 +153,87 @@ def repair_row(engine: Engine, layout: Layout, checker: _Checker, cand: _Candida
     return ids, remask, True
 
 
+SEARCH_BEAM = 4  # partial fills kept from one position to the next (also the batch size)
+SEARCH_TOP = 16  # tokens tried after each partial fill
+
+
+def _likeliest(logp: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
+    logp = logp.copy()
+    logp[banned] = -np.inf
+    top = np.argpartition(-logp, k)[:k]
+    top = top[np.argsort(-logp[top], kind="stable")]
+    return top[np.isfinite(logp[top])]  # never a token the model rules out
+
+
+def _mends(checker: _Checker, before: _Candidate, after: _Candidate, i: int) -> bool:
+    """``after`` leaves span ``i`` clear of problems and adds none elsewhere."""
+    a, b = checker.ranges(after.fills)[i]
+    clear = all(p.context[0] > b or p.context[1] < a for p in after.problems)
+    return clear and len(after.problems) < len(before.problems)
+
+
+def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, i: int,
+           longest: int) -> tuple[_Candidate | None, int]:
+    """The likeliest fill of 1..``longest`` tokens for span ``i`` that mends it (other spans as in
+    ``cand``), and the forward passes spent.
+
+    Each length is decoded left to right, keeping the ``SEARCH_BEAM`` likeliest partial fills;
+    for the last token the likeliest completions are parsed in order and the first one that
+    mends the span is that length's answer. Lengths compete on mean log-probability.
+    """
+    a, b = layout.slots[i]
+    banned = np.array(sorted({engine.tokens.mask, *engine.tokens.stripped}))
+    best, passes = None, 0
+    for n in range(1, min(longest, b - a) + 1):
+        beams = [(fix_length(cand.row, (a, b), n, engine.tokens), np.zeros(0))]
+        for k in range(n):
+            rows = [r for r, _ in beams]
+            batch = np.stack(rows + rows[:1] * (SEARCH_BEAM - len(rows)))  # one batch size: the cache holds
+            logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
+            passes += 1
+            options = sorted(((float(lp[t]) + got.sum(), j, int(t)) for j, ((_, got), lp) in enumerate(zip(beams, logp))
+                              for t in _likeliest(lp, banned, SEARCH_TOP)), key=lambda o: -o[0])
+            grown = []
+            for total, j, t in options:
+                row, got = beams[j][0].copy(), np.append(beams[j][1], total - beams[j][1].sum())
+                row[a + k] = t
+                grown.append((row, got))
+            if k < n - 1:
+                beams = grown[:SEARCH_BEAM]
+                continue
+            for row, got in grown:
+                logprobs = cand.logprobs.copy()
+                logprobs[a:b] = 0.0
+                logprobs[a:a + n] = got
+                found = checker.candidate(row, logprobs, float(got.mean()))
+                if _mends(checker, cand, found, i):
+                    if best is None or found.score > best.score:
+                        best = found
+                    break
+    return best, passes
+
+
+def constrained(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate,
+                longest: int) -> tuple[_Candidate | None, int]:
+    """``search`` on each broken span in turn until the file parses; None if one cannot be mended."""
+    passes = 0
+    for _ in layout.slots:
+        i, _problem = broken_span(checker, cand)
+        found, spent = search(engine, layout, checker, cand, i, longest)
+        passes += spent
+        if found is None or not found.problems:
+            return found, passes
+        cand = found
+    return None, passes
+
+
 def _best(cands: list[_Candidate]) -> _Candidate:
     return min(cands, key=lambda c: (len(c.problems), -c.score))
 
 
 def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, generated: np.ndarray,
-           language: str | None, candidates: int, repair_rounds: int, resample: Resample) -> Choice:
+           language: str | None, candidates: int, repair_rounds: int, resample: Resample,
+           search_tokens: int = 0) -> Choice:
     """The fill to return from a denoised batch (see the module docstring)."""
     row_scores = scores(result.logprobs, generated)
     order = np.argsort(-row_scores, kind="stable")
@@ -169,7 +253,7 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
             return Choice(cand.fills, cand.score, True, 0, 0, 0)
         tried.append(cand)
 
-    current, passes, steps, rounds = tried[0], 0, 0, 0
+    current, passes, steps, rounds, cancelled = tried[0], 0, 0, 0, False
     for rounds in range(1, repair_rounds + 1):
         # fixed lengths the first pass did not try (its rows 1.. had variants 1..candidates-1)
         ids, remask, fixed = repair_row(engine, layout, checker, current, candidates - 1 + rounds)
@@ -187,6 +271,12 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
         tried.extend(batch)
         current = batch[0]
         if res.cancelled:
+            cancelled = True
             break
+    if search_tokens and not cancelled:
+        found, spent = constrained(engine, layout, checker, _best(tried), search_tokens)
+        passes, steps = passes + spent, steps + spent
+        if found is not None:
+            return Choice(found.fills, found.score, True, rounds, passes, steps, True)
     best = _best(tried)
-    return Choice(best.fills, best.score, False, rounds, passes, steps)
+    return Choice(best.fills, best.score, False, rounds, passes, steps, bool(search_tokens) and not cancelled)

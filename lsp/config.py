@@ -32,13 +32,13 @@ class Settings:
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
 
-        ``inline`` (ghost text) takes ``inline_steps`` and no repair rounds: a fill that breaks the
-        parse is not re-masked and denoised again, since ghost text is cut to a line or block
+        ``inline`` (ghost text) takes ``inline_steps`` and no repair rounds or constrained search:
+        a fill that breaks the parse is not reworked, since ghost text is cut to a line or block
         afterwards anyway, and must come fast.
         """
         steps = self.inline_steps if inline else self.steps
         sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
-        rounds = {"repair_rounds": 0} if inline else {}
+        rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
                              language=language, **rounds)
 

@@ -26,7 +26,7 @@ def test_infill_at_cursor_prints_the_whole_file(dream_ckpt, sample_file):
 
 def test_infill_range_json_reports_edit(dream_ckpt, sample_file):
     r = dcoder("infill", sample_file, "--range", "3:12-3:17", "--model", dream_ckpt, "--json",
-               "--max-tokens", "6", "--steps", "3", "--repair", "0")
+               "--max-tokens", "6", "--steps", "3", "--repair", "0", "--search-tokens", "0")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     (edit,) = out["edits"]

@@ -309,6 +309,98 @@ def test_an_empty_fill_that_leaves_the_hole_broken_is_redone_at_a_fixed_length(e
     assert pick.parses is True and pick.repairs == 1 and pick.fills == ("x",)
 
 
+class _Ranked:
+    """A backend that ranks the same few tokens first at every position."""
+
+    def __init__(self, vocab_size: int, preferred: dict[int, float]):
+        self.logp = np.full(vocab_size, -20.0, dtype=np.float32)
+        for token, logp in preferred.items():
+            self.logp[token] = logp
+        self.calls = []
+
+    def predict(self, ids, lo, hi, step, cols=None):
+        self.calls.append(ids.shape[0])
+        n = hi - lo if cols is None else len(cols)
+        return np.broadcast_to(self.logp, (ids.shape[0], n, len(self.logp))).copy()
+
+
+def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
+    """The model's favourites ``)`` and ``.`` break ``if <hole>:``; the search passes them over."""
+    from dataclasses import replace
+
+    from dcoder.validity import choose
+
+    text = "def f(x):\n    if :\n        return 1\n"
+    hole = at(text, "if ") + 3
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    tok = {s: engine.tokenizer.encode(s) for s in (")", ".", "x")}
+    assert all(len(t) == 1 for t in tok.values())
+    ranked = _Ranked(engine.vocab_size, {tok[")"][0]: -0.1, tok["."][0]: -0.2, tok["x"][0]: -1.0})
+    guided = replace(engine, backend=ranked)
+    empty = _rows(engine, layout, [""])
+    pick = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample,
+                  search_tokens=2)
+    assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == ("x",)
+    assert pick.score == pytest.approx(-1.0)
+    assert pick.forward_passes == 3 == len(ranked.calls)  # one pass for length 1, two for length 2
+    assert set(ranked.calls) == {4}  # one batch size throughout, so the context cache is reused
+    off = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
+    assert off.parses is False and not off.searched and off.fills == ("",)
+
+
+def test_constrained_search_gives_up_flagged_when_nothing_parses(engine):
+    from dataclasses import replace
+
+    from dcoder.validity import choose
+
+    text = "def f(x):\n    if :\n        return 1\n"
+    hole = at(text, "if ") + 3
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    only = _Ranked(engine.vocab_size, {engine.tokenizer.encode(")")[0]: -0.1})
+    only.logp[:] = np.where(only.logp == -20.0, -np.inf, only.logp)  # nothing else is possible
+    pick = choose(replace(engine, backend=only), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+                  generated, "python", 1, 0, _no_resample, search_tokens=1)
+    assert pick.parses is False and pick.searched and pick.fills == ("",)
+
+
+@pytest.mark.parametrize("temperature, repair_batch", [(0.0, 1), (0.7, 3)])
+def test_greedy_repair_rounds_denoise_identical_rows_once(engine, temperature, repair_batch):
+    """A repair round repeats one row per candidate: greedy decoding would resolve them all alike."""
+    from dataclasses import replace
+
+    from dcoder.config import SamplerConfig
+    from dcoder.infill import InfillOptions, infill
+
+    text = "def f(x):\n    if :\n        return 1\n"
+    hole = at(text, "if ") + 3
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode(")")[0]: -0.1})  # never parses
+    opts = InfillOptions(sampler=SamplerConfig(steps=2, temperature=temperature), max_tokens=8, language="python",
+                         candidates=3, repair_rounds=1, search_tokens=0)
+    result = infill(replace(engine, backend=ranked), text, [(hole, hole)], opts)
+    assert result.parses is False and result.repairs == 1
+    assert ranked.calls[:2] == [3, 3] and set(ranked.calls[2:]) == {repair_batch}
+
+
+def test_a_parse_error_without_an_error_node_is_still_a_problem():
+    """tree-sitter can recover without leaving an ERROR or MISSING node; the node it flags is blamed."""
+    text = 'def check(name):\n    """Doc."""\n    try:\n        return registry.find(name).n "ascii"\n' \
+           '    except KeyError:\n        return False\n'
+    doc = syntax.parse(text, "python")
+    assert doc.has_error
+    (p,) = doc.problems()
+    assert p.start <= at(text, ".n ") < p.end
+
+
+def test_introduced_problems_count_leftovers_on_the_holes_line():
+    """A cut ``name = getattr(default, "name", None)`` leaves a ``)`` that does not touch the hole."""
+    before = syntax.parse('if x:\n    n|ault, "name", None)\ny = 1\n'.replace("|", ""), "python")
+    hole = at(before.text, "nault") + 1
+    assert syntax.introduced_problems(before, before, [(hole, hole, "")])
+    fill = "ame = getattr(def"
+    fixed = before.edit(hole, hole, fill)
+    assert not fixed.has_error and syntax.introduced_problems(before, fixed, [(hole, hole, fill)]) == []
+
+
 def test_introduced_problems_count_breakage_left_at_the_hole():
     before = syntax.parse("if :\n    pass\ny = 1\n", "python")
     hole = 3
@@ -464,7 +556,7 @@ def test_cli_infill_region_end_to_end(dream_ckpt, tmp_path):
     out = json.loads(r.stdout)
     (edit,) = out["edits"]
     assert text[edit["start_offset"]:edit["end_offset"]] == "total = a + b\n    return total"
-    assert out["parses"] in (True, False) and out["repairs"] in (0, 1)
+    assert out["parses"] in (True, False) and out["repairs"] in (0, 1) and out["searched"] in (True, False)
     assert ("dcoder: warning: the fill does not parse" in r.stderr) == (out["parses"] is False)
 
 
@@ -473,7 +565,7 @@ def test_cli_in_place_refuses_a_fill_that_breaks_the_file(dream_ckpt, tmp_path):
     text = "def add(a, b):\n    return a + b\n"
     f.write_text(text, encoding="utf-8")
     args = ("infill", f, "--region", "function.inner", "--at", "2:5", "--model", dream_ckpt, "--steps", "4",
-            "--max-tokens", "16", "--repair", "0")
+            "--max-tokens", "16", "--repair", "0", "--search-tokens", "0")
     r = dcoder(*args, "--in-place")  # the random checkpoint's fill here is not Python
     assert r.returncode == 2 and "left unchanged" in r.stderr and f.read_text() == text
     r = dcoder(*args, "--in-place", "--allow-broken")
