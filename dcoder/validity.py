@@ -35,7 +35,7 @@ class Choice:
     repairs: int  # re-mask rounds run
     forward_passes: int  # spent on those rounds and the search
     steps: int
-    searched: bool = False  # the constrained search ran
+    searched: bool = False  # the constrained search ran (spent forward passes)
 
 
 @dataclass(frozen=True)
@@ -215,10 +215,17 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
 
 def constrained(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate,
                 longest: int) -> tuple[_Candidate | None, int]:
-    """``search`` on each broken span in turn until the file parses; None if one cannot be mended."""
+    """``search`` on each broken span in turn until the file parses; None if one cannot be mended.
+
+    Only a hole or a selection of at most ``longest`` tokens is searched: a short fill standing in
+    for a longer selection (a function body rewritten as ``x``) would parse but lose the code.
+    """
     passes = 0
     for _ in layout.slots:
         i, _problem = broken_span(checker, cand)
+        span = layout.spans[i]
+        if len(engine.tokenizer.encode(checker.text[span.start:span.end])) > longest:
+            return None, passes
         found, spent = search(engine, layout, checker, cand, i, longest)
         passes += spent
         if found is None or not found.problems:
@@ -273,10 +280,10 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
         if res.cancelled:
             cancelled = True
             break
-    if search_tokens and not cancelled:
-        found, spent = constrained(engine, layout, checker, _best(tried), search_tokens)
-        passes, steps = passes + spent, steps + spent
-        if found is not None:
-            return Choice(found.fills, found.score, True, rounds, passes, steps, True)
+    found, spent = (None, 0) if cancelled or not search_tokens else constrained(
+        engine, layout, checker, _best(tried), search_tokens)
+    passes, steps = passes + spent, steps + spent
+    if found is not None:
+        return Choice(found.fills, found.score, True, rounds, passes, steps, True)
     best = _best(tried)
-    return Choice(best.fills, best.score, False, rounds, passes, steps, bool(search_tokens) and not cancelled)
+    return Choice(best.fills, best.score, False, rounds, passes, steps, spent > 0)

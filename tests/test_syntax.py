@@ -363,6 +363,21 @@ def test_constrained_search_gives_up_flagged_when_nothing_parses(engine):
     assert pick.parses is False and pick.searched and pick.fills == ("",)
 
 
+def test_constrained_search_leaves_a_long_selection_alone(engine):
+    """A broken rewrite of a whole body is not swapped for a short fill that happens to parse."""
+    from dataclasses import replace
+
+    from dcoder.validity import choose
+
+    text = "def f(x):\n    y = x * 2 + 1\n    return y\n"
+    start, end = at(text, "y = x"), at(text, "return y") + len("return y")
+    layout, generated = _setup(engine, text, start, end, budget=16)
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode("x")[0]: -0.1})
+    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, ["(("]), [-0.1]),
+                  generated, "python", 1, 0, _no_resample, search_tokens=3)
+    assert pick.parses is False and not pick.searched and pick.fills == ("((",) and ranked.calls == []
+
+
 @pytest.mark.parametrize("temperature, repair_batch", [(0.0, 1), (0.7, 3)])
 def test_greedy_repair_rounds_denoise_identical_rows_once(engine, temperature, repair_batch):
     """A repair round repeats one row per candidate: greedy decoding would resolve them all alike."""
