@@ -172,6 +172,12 @@ def _mends(checker: _Checker, before: _Candidate, after: _Candidate, i: int) -> 
     return clear and len(after.problems) < len(before.problems)
 
 
+def _put(row: np.ndarray, position: int, token: int) -> np.ndarray:
+    out = row.copy()
+    out[position] = token
+    return out
+
+
 def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, i: int,
            longest: int) -> tuple[_Candidate | None, int]:
     """The likeliest fill of 1..``longest`` tokens for span ``i`` that mends it (other spans as in
@@ -185,31 +191,25 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     banned = np.array(sorted({engine.tokens.mask, *engine.tokens.stripped}))
     best, passes = None, 0
     for n in range(1, min(longest, b - a) + 1):
-        beams = [(fix_length(cand.row, (a, b), n, engine.tokens), np.zeros(0))]
+        beams = [(fix_length(cand.row, (a, b), n, engine.tokens), ())]  # row, its tokens' log-probs
         for k in range(n):
-            rows = [r for r, _ in beams]
+            rows = [row for row, _ in beams]
             batch = np.stack(rows + rows[:1] * (SEARCH_BEAM - len(rows)))  # one batch size: the cache holds
             logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
             passes += 1
-            options = sorted(((float(lp[t]) + got.sum(), j, int(t)) for j, ((_, got), lp) in enumerate(zip(beams, logp))
-                              for t in _likeliest(lp, banned, SEARCH_TOP)), key=lambda o: -o[0])
-            grown = []
-            for total, j, t in options:
-                row, got = beams[j][0].copy(), np.append(beams[j][1], total - beams[j][1].sum())
-                row[a + k] = t
-                grown.append((row, got))
-            if k < n - 1:
-                beams = grown[:SEARCH_BEAM]
-                continue
-            for row, got in grown:
-                logprobs = cand.logprobs.copy()
-                logprobs[a:b] = 0.0
-                logprobs[a:a + n] = got
-                found = checker.candidate(row, logprobs, float(got.mean()))
-                if _mends(checker, cand, found, i):
-                    if best is None or found.score > best.score:
-                        best = found
-                    break
+            grown = sorted(((_put(row, a + k, int(t)), got + (float(lp[t]),))
+                            for (row, got), lp in zip(beams, logp) for t in _likeliest(lp, banned, SEARCH_TOP)),
+                           key=lambda g: -sum(g[1]))
+            beams = grown[:SEARCH_BEAM]
+        for row, got in grown:
+            logprobs = cand.logprobs.copy()
+            logprobs[a:b] = 0.0
+            logprobs[a:a + n] = got
+            found = checker.candidate(row, logprobs, float(np.mean(got)))
+            if _mends(checker, cand, found, i):
+                if best is None or found.score > best.score:
+                    best = found
+                break
     return best, passes
 
 
