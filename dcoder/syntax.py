@@ -78,7 +78,18 @@ def language_of(path: str | Path | None = None, language_id: str | None = None) 
     return None
 
 
+# The capture names a regions.scm may use: one vocabulary for every language (grammars/README.md).
+CAPTURES = frozenset({
+    "function.outer", "function.inner", "class.outer", "class.inner", "block", "statement",
+    "decorator", "parameters", "parameter", "lambda", "call.outer", "call.inner", "condition",
+    "return.value", "assignment.rhs", "string", "docstring", "comprehension", "import",
+})
+# Grammars that extend another one's node types and share its query file.
+SHARED_QUERIES = {"tsx": "typescript"}
+
+
 def grammar_dir(language: str) -> Path | None:
+    language = SHARED_QUERIES.get(language, language)
     for root in GRAMMAR_DIRS:
         if (root / language / QUERY_FILE).is_file():
             return root / language
@@ -119,6 +130,9 @@ def grammar(language: str | None) -> Grammar | None:
         query = Query(ts_language, path.read_text(encoding="utf-8"))
     except QueryError as exc:
         raise DcoderError(f"{path}: {exc}") from None
+    unknown = sorted({query.capture_name(i) for i in range(query.capture_count)} - CAPTURES)
+    if unknown:
+        raise DcoderError(f"{path}: unknown capture name(s) {', '.join(unknown)} (see grammars/README.md)")
     inside = {}
     for i in range(query.pattern_count):
         names = [v for k, v in query.pattern_settings(i).items() if k == "inside"]

@@ -14,6 +14,7 @@ from dcoder.indent import fit, line_ending, reindent
 from dcoder.masking import SpanMix, sample_spans
 from dcoder.sampler import SampleResult
 from dcoder.spans import Span, bucket, build_layout, default_budget
+from regions_support import at, expansions
 
 CODE = textwrap.dedent('''\
     import os
@@ -51,11 +52,6 @@ CODE = textwrap.dedent('''\
         def größe(self, ä):
             return ä * 2
 ''')
-
-
-def at(text: str, marker: str, offset: int = 0) -> int:
-    assert text.count(marker) == 1, marker
-    return text.index(marker) + offset
 
 
 def named(text: str, marker: str, name: str, offset: int = 0) -> str:
@@ -134,12 +130,7 @@ def test_crlf_tabs_and_non_ascii_keep_character_offsets():
 
 def test_expand_is_monotone_up_to_the_module():
     doc = syntax.parse(CODE, "python")
-    sel = (at(CODE, "v * y"), at(CODE, "v * y") + 1)
-    chain = []
-    while (r := doc.expand(*sel)) is not None:
-        assert r.start <= sel[0] and sel[1] <= r.end and (r.start, r.end) != sel
-        chain.append(r)
-        sel = (r.start, r.end)
+    chain = expansions(doc, CODE, "v * y")
     # the inner body is that one statement: expanding skips regions of the same range
     assert [r.name for r in chain][:3] == ["comprehension", "statement", "function.outer"]
     assert CODE[chain[-1].start:chain[-1].end].startswith("def outer")
@@ -394,6 +385,27 @@ def test_greedy_repair_rounds_denoise_identical_rows_once(engine, temperature, r
     result = infill(replace(engine, backend=ranked), text, [(hole, hole)], opts)
     assert result.parses is False and result.repairs == 1
     assert ranked.calls[:2] == [3, 3] and set(ranked.calls[2:]) == {repair_batch}
+
+
+def test_a_query_file_with_an_unknown_capture_name_is_a_clear_error(tmp_path, monkeypatch):
+    from dcoder.errors import DcoderError
+
+    (tmp_path / "javascript").mkdir()
+    (tmp_path / "javascript" / "regions.scm").write_text("(function_declaration body: (_) @function.body)\n")
+    monkeypatch.setattr(syntax, "GRAMMAR_DIRS", (tmp_path,))
+    syntax.grammar.cache_clear()
+    try:
+        with pytest.raises(DcoderError, match=r"regions.scm: unknown capture name\(s\) function.body"):
+            syntax.grammar("javascript")
+    finally:
+        syntax.grammar.cache_clear()
+
+
+def test_every_query_file_uses_the_shared_vocabulary():
+    names = {lang: set(syntax.region_names(lang)) for lang in ("python", "javascript", "typescript", "tsx", "rust", "go")}
+    assert all(n and n <= syntax.CAPTURES for n in names.values()), names
+    assert names["python"] == syntax.CAPTURES  # Python has every kind of region
+    assert names["tsx"] == names["typescript"]  # tsx shares the TypeScript query
 
 
 def test_a_parse_error_without_an_error_node_is_still_a_problem():
