@@ -402,7 +402,7 @@ def test_a_query_file_with_an_unknown_capture_name_is_a_clear_error(tmp_path, mo
 
 
 def test_every_query_file_uses_the_shared_vocabulary():
-    names = {lang: set(syntax.region_names(lang)) for lang in ("python", "javascript", "typescript", "tsx", "rust", "go")}
+    names = {lang: set(syntax.region_names(lang)) for lang in ("python", "javascript", "typescript", "tsx", "rust", "go", "java", "c", "cpp", "ruby")}
     assert all(n and n <= syntax.CAPTURES for n in names.values()), names
     assert names["python"] == syntax.CAPTURES  # Python has every kind of region
     assert names["tsx"] == names["typescript"]  # tsx shares the TypeScript query
