@@ -31,3 +31,28 @@ def expansions(doc, text: str, marker: str) -> list:
         chain.append(r)
         sel = (r.start, r.end)
     return chain
+
+
+def assert_nested(regions: list, position: int) -> None:
+    """Every region contains ``position`` and each next one contains the previous one, as
+    ``regions_at`` promises (innermost first)."""
+    spans = [(r.start, r.end) for r in regions]
+    assert all(a <= position <= b for a, b in spans), (position, spans)
+    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:])), spans
+
+
+def crlf_copy(text: str, language: str, more_than: int = 0) -> str:
+    """``text`` with CRLF line breaks, checked to parse without error and to give the same regions
+    as ``text``, each shifted by the line breaks before it; there must be more than ``more_than``
+    (and at least one) so the comparison is not vacuous."""
+    crlf = text.replace("\n", "\r\n")
+    doc = syntax.parse(crlf, language)
+    assert doc.has_error is False
+
+    def shift(i: int) -> int:  # one more character per line break before i
+        return i + text.count("\n", 0, i)
+
+    lf = {(r.name, shift(r.start), shift(r.end), r.node_type) for r in syntax.parse(text, language).regions()}
+    cr = {(r.name, r.start, r.end, r.node_type) for r in doc.regions()}
+    assert cr == lf and len(cr) > max(more_than, 0), (len(cr), sorted(cr ^ lf)[:10])
+    return crlf

@@ -316,6 +316,21 @@ async def test_code_actions_are_resolved_lazily_innermost_first(client: Language
 
 
 @aio
+async def test_fill_region_actions_in_another_language(client: LanguageClient):
+    """A Rust document (language id ``rust``) gets its regions from grammars/rust/regions.scm."""
+    text = "fn add(a: i32, b: i32) -> i32 {\n    let s = a + b;\n    s\n}\n\nfn main() {\n    add(1, 2);\n}\n"
+    uri = open_doc(client, "lib.rs", text, language="rust")
+    actions = await actions_at(client, uri, (1, 12), (1, 12))  # the "a" of "a + b"
+    fills = [a.title for a in actions if a.title.startswith("Fill ")]
+    assert fills[:2] == ["Fill assigned value", "Fill statement"] and "Fill function body" in fills
+    body = await resolve(client, titled(actions, "Fill function body"))
+    (edit,) = edits_of(body.edit, uri, 1)
+    assert edit.range == t.Range(t.Position(0, 31), t.Position(3, 0))  # between the braces
+    after = apply(text, [edit])
+    assert after.startswith(text[:31]) and after.endswith(text[text.index("}\n\nfn main"):])
+
+
+@aio
 async def test_refine_selection_changes_only_the_selection(client: LanguageClient):
     uri = open_doc(client, "refine.py", CODE)
     actions = await actions_at(client, uri, (10, 8), (11, 25))

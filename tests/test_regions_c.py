@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from dcoder import syntax
-from regions_support import at, between, named as named_in, expansions
+from regions_support import at, between, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "c"
 named = partial(named_in, language=LANG)
@@ -158,10 +158,7 @@ def test_region_vocabulary_on_c(marker, name, expected):
 def test_regions_are_listed_innermost_first_through_nested_blocks():
     pos = at(CODE, "isalpha")
     found = syntax.regions_at(CODE, pos, LANG)
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    # each next region contains the previous one
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     assert [r.name for r in found] == [
         "call.inner", "call.outer", "assignment.rhs", "statement", "block", "statement",
         "function.inner", "block", "function.outer", "statement",
@@ -219,16 +216,7 @@ def test_empty_brackets_and_braces_give_zero_width_insides():
 
 
 def test_crlf_shifts_every_region_by_the_carriage_returns_before_it():
-    crlf = CODE.replace("\n", "\r\n")
-    doc = syntax.parse(crlf, LANG)
-    assert doc.has_error is False
-
-    def shift(i: int) -> int:
-        return i + CODE.count("\n", 0, i)
-
-    lf = {(r.name, shift(r.start), shift(r.end), r.node_type) for r in syntax.parse(CODE, LANG).regions()}
-    cr = {(r.name, r.start, r.end, r.node_type) for r in doc.regions()}
-    assert cr == lf and len(cr) > 80
+    crlf = crlf_copy(CODE, LANG, more_than=80)
     assert named(crlf, "const char *name", "class.inner") == "\r\n    const char *name;\r\n    int größe;\r\n"
     assert named(crlf, "total -= 1", "block") == "\r\n        total -= 1;\r\n    "
     assert named(crlf, "stdio", "import") == "#include <stdio.h>"

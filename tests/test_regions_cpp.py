@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from dcoder import syntax
-from regions_support import at, between, named as named_in, expansions
+from regions_support import at, between, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "cpp"
 named = partial(named_in, language=LANG)
@@ -168,10 +168,7 @@ def test_region_vocabulary_on_real_code(marker, name, expected):
 def test_regions_are_listed_innermost_first_through_a_lambda():
     pos = at(CODE, "v / scale_")
     found = syntax.regions_at(CODE, pos, LANG)
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    # each next region contains the previous one
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     assert [r.name for r in found] == [
         "return.value", "statement", "block", "lambda", "assignment.rhs", "statement",
         "function.inner", "block", "function.outer", "function.outer", "statement",
@@ -271,16 +268,7 @@ def test_declarations_that_are_not_functions_or_assignments():
 
 
 def test_crlf_shifts_every_region_by_the_carriage_returns_before_it():
-    crlf = CODE.replace("\n", "\r\n")
-    doc = syntax.parse(crlf, LANG)
-    assert doc.has_error is False
-
-    def shift(i: int) -> int:
-        return i + CODE.count("\n", 0, i)
-
-    lf = {(r.name, shift(r.start), shift(r.end), r.node_type) for r in syntax.parse(CODE, LANG).regions()}
-    cr = {(r.name, r.start, r.end, r.node_type) for r in doc.regions()}
-    assert cr == lf and len(cr) > 100
+    crlf = crlf_copy(CODE, LANG, more_than=100)
     assert named(crlf, "#include <string>", "import") == "#include <string>"
     assert named(crlf, "T x, y", "class.inner") == '\r\n    T x, y;\r\n    string name = "Ursprung ✓";\r\n'
     assert named(crlf, "total = norm", "block") == "total = norm(total);\r\n        break;"

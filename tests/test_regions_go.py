@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from dcoder import syntax
-from regions_support import at, named as named_in, expansions
+from regions_support import at, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "go"
 named = partial(named_in, language=LANG)
@@ -162,9 +162,7 @@ def test_grouped_type_declaration_is_not_a_class():
 def test_regions_are_listed_innermost_first_through_a_closure():
     pos = at(CODE, "v / scale")
     found = syntax.regions_at(CODE, pos, "go")
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     assert [r.name for r in found] == [
         "return.value", "statement", "block", "lambda", "assignment.rhs", "statement",
         "function.inner", "block", "function.outer", "statement",
@@ -212,16 +210,7 @@ def test_empty_brackets_and_braces_give_zero_width_insides():
 
 
 def test_crlf_gives_the_same_regions_shifted():
-    crlf = CODE.replace("\n", "\r\n")
-    doc_lf, doc_crlf = syntax.parse(CODE, "go"), syntax.parse(crlf, "go")
-    assert doc_crlf.has_error is False
-
-    def shift(p: int) -> int:
-        return p + CODE.count("\n", 0, p)
-
-    lf = {(r.name, shift(r.start), shift(r.end), r.node_type) for r in doc_lf.regions()}
-    cr = {(r.name, r.start, r.end, r.node_type) for r in doc_crlf.regions()}
-    assert lf == cr and len(cr) > 80
+    crlf = crlf_copy(CODE, "go", more_than=80)
     assert named(crlf, "X, Y float64", "class.inner") == '\r\n\tX, Y float64\r\n\tName string `json:"name"`\r\n'
     assert named(crlf, "math.Sqrt", "return.value") == "math.Sqrt(total) * π, nil"
     assert named(crlf, "strings", "import") == 'import (\r\n\t"math"\r\n\tstr "strings"\r\n)'

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from dcoder import syntax
-from regions_support import at, between, named as named_in, expansions
+from regions_support import at, between, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "java"
 named = partial(named_in, language=LANG)
@@ -226,10 +226,7 @@ def test_initializers_anonymous_classes_resources_and_guards(marker, name, expec
 def test_regions_are_listed_innermost_first_through_nested_blocks():
     pos = at(CODE, "price() * rate")
     found = syntax.regions_at(CODE, pos, LANG)
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    # each next region contains the previous one
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     assert [r.name for r in found] == [
         "call.outer", "assignment.rhs", "statement", "block", "statement",
         "function.inner", "block", "function.outer", "statement",
@@ -293,16 +290,7 @@ def test_empty_brackets_and_braces_give_zero_width_insides():
 
 
 def test_crlf_shifts_every_region_by_the_carriage_returns_before_it():
-    crlf = CODE.replace("\n", "\r\n")
-    doc = syntax.parse(crlf, LANG)
-    assert doc.has_error is False
-
-    def shift(i: int) -> int:
-        return i + CODE.count("\n", 0, i)
-
-    lf = {(r.name, shift(r.start), shift(r.end), r.node_type) for r in syntax.parse(CODE, LANG).regions()}
-    cr = {(r.name, r.start, r.end, r.node_type) for r in doc.regions()}
-    assert cr == lf and len(cr) > 150
+    crlf = crlf_copy(CODE, LANG, more_than=150)
     assert named(crlf, "double price", "class.inner") == "\r\n    double price();\r\n"
     assert named(crlf, "price() * rate", "assignment.rhs") == "items.get(i).price() * rate"
     assert named(crlf, "günstig", "string") == '"""\r\n            günstig\r\n            """'

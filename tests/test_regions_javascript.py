@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from dcoder import syntax
-from regions_support import at, between, named as named_in, expansions
+from regions_support import at, between, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "javascript"
 named = partial(named_in, language=LANG)
@@ -141,10 +141,7 @@ def test_region_vocabulary_on_real_code(marker, name, expected):
 def test_regions_are_listed_innermost_first():
     pos = at(CODE, "others[i]")
     found = syntax.regions_at(CODE, pos, LANG)
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    # each next region contains the previous one
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     names = [r.name for r in found]
     assert names[:4] == ["assignment.rhs", "statement", "block", "statement"]
     # the body is both function.inner and block: the more specific name first
@@ -196,16 +193,8 @@ def test_empty_brackets_give_zero_width_insides():
 
 
 def test_crlf_gives_the_same_regions_shifted():
-    crlf = CODE.replace("\n", "\r\n")
-    lf_doc, crlf_doc = syntax.parse(CODE, LANG), syntax.parse(crlf, LANG)
-    assert not lf_doc.has_error and not crlf_doc.has_error
-
-    def shift(pos: int) -> int:  # one more character per line break before pos
-        return pos + CODE.count("\n", 0, pos)
-
-    expected = {(r.name, shift(r.start), shift(r.end), r.node_type) for r in lf_doc.regions()}
-    got = {(r.name, r.start, r.end, r.node_type) for r in crlf_doc.regions()}
-    assert got == expected and len(got) > 100
+    assert not syntax.parse(CODE, LANG).has_error
+    crlf = crlf_copy(CODE, LANG, more_than=100)
     assert named(crlf, "const text", "function.inner").startswith("\r\n  const text")
     assert named(crlf, "héllo", "string") == "`héllo, ${who} 👋`"
     assert named(crlf, "queue.pop", "block") == "\r\n    queue.pop();\r\n  "

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from dcoder import syntax
-from regions_support import at, between, named as named_in, expansions
+from regions_support import at, between, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "rust"
 named = partial(named_in, language=LANG)
@@ -138,10 +138,7 @@ def test_region_vocabulary_on_real_code(marker, name, expected):
 def test_regions_are_listed_innermost_first_through_nested_blocks():
     pos = at(CODE, "rate * self")
     found = syntax.regions_at(CODE, pos, LANG)
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    # each next region contains the previous one
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     names = [r.name for r in found]
     assert names[:3] == ["assignment.rhs", "statement", "block"]
     statements = [CODE[r.start:r.end].split(" ")[0] for r in found if r.name == "statement"]
@@ -220,15 +217,7 @@ def test_implicit_return_tails_and_macros():
 
 
 def test_crlf_shifts_every_region_by_the_carriage_returns_before_it():
-    crlf = CODE.replace("\n", "\r\n")
-    doc = syntax.parse(crlf, LANG)
-    assert doc.has_error is False
-
-    def shift(i: int) -> int:
-        return i + CODE.count("\n", 0, i)
-
-    lf = {(r.name, shift(r.start), shift(r.end)) for r in syntax.parse(CODE, LANG).regions()}
-    assert {(r.name, r.start, r.end) for r in doc.regions()} == lf
+    crlf = crlf_copy(CODE, LANG)
     assert named(crlf, "rate * self", "assignment.rhs") == "rate * self.größe as f64"
     assert named(crlf, "größe: u32)", "parameters") == "name: &str, größe: u32"
     assert named(crlf, "name: String", "class.inner") == "\r\n    name: String,\r\n    größe: u32,\r\n"

@@ -6,7 +6,7 @@ from functools import partial
 import pytest
 
 from dcoder import syntax
-from regions_support import at, named as named_in, expansions
+from regions_support import at, named as named_in, expansions, assert_nested, crlf_copy
 
 named = partial(named_in, language="typescript")
 
@@ -157,10 +157,7 @@ def test_region_vocabulary_on_real_code(case):
 def test_decorated_class_and_method_give_a_region_without_and_one_with_their_decorators():
     pos = at(CODE, "** 2")
     found = syntax.regions_at(CODE, pos, "typescript")
-    spans = [(r.start, r.end) for r in found]
-    assert all(a <= pos <= b for a, b in spans)
-    # innermost first: each next region contains the previous one
-    assert all(a2 <= a1 and b1 <= b2 for (a1, b1), (a2, b2) in zip(spans, spans[1:]))
+    assert_nested(found, pos)
     first_line = [CODE[r.start:r.end].split("\n")[0] for r in found]
     names = [r.name for r in found]
     assert names[:2] == ["assignment.rhs", "statement"]
@@ -217,15 +214,7 @@ def test_empty_brackets_give_zero_width_insides(marker, offset, name):
 
 
 def test_crlf_gives_the_same_regions_shifted_by_the_carriage_returns():
-    crlf = CODE.replace("\n", "\r\n")
-    lf_doc, crlf_doc = syntax.parse(CODE, "typescript"), syntax.parse(crlf, "typescript")
-    assert not crlf_doc.has_error
-
-    def shift(i):
-        return i + CODE.count("\n", 0, i)
-
-    expected = {(r.name, shift(r.start), shift(r.end)) for r in lf_doc.regions()}
-    assert {(r.name, r.start, r.end) for r in crlf_doc.regions()} == expected
+    crlf = crlf_copy(CODE, "typescript")
     assert named(crlf, "this.cache.clear", "function.inner") == "\r\n    this.cache.clear();\r\n  "
     assert named(crlf, "🙂", "string") == '"big 🙂"'
     assert named(crlf, "größe?", "parameter") == "größe?: Größe"
