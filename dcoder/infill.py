@@ -29,7 +29,7 @@ class InfillOptions:
     language: str | None = None
     repair_rounds: int = 2
     # Longest fill (tokens) the last-resort constrained search tries for a span that still
-    # breaks the parse after the repair rounds; 0 turns it off.
+    # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
     search_tokens: int = 3
 
     def __post_init__(self) -> None:
@@ -160,7 +160,7 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
     result = resample(batch, fixed)
     generated = batch == engine.tokens.mask
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
-                  options.repair_rounds, resample, options.search_tokens)
+                  options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
     return InfillResult(
         text=apply_edits(text, edits),

@@ -339,6 +339,23 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
     assert off.parses is False and not off.searched and off.fills == ("",)
 
 
+def test_exact_length_turns_the_constrained_search_off(engine):
+    """``--exact-length N`` promises N tokens: the search's 1..3-token fills would break it."""
+    from dataclasses import replace
+
+    from dcoder.config import SamplerConfig
+    from dcoder.infill import InfillOptions, infill
+
+    text = "def f(x):\n    if :\n        return 1\n"
+    hole = at(text, "if ") + 3
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode(")")[0]: -0.1, engine.tokenizer.encode("x")[0]: -1.0})
+    opts = InfillOptions(sampler=SamplerConfig(steps=2), exact_length=2, language="python", repair_rounds=0)
+    result = infill(replace(engine, backend=ranked), text, [(hole, hole)], opts)
+    assert result.parses is False and not result.searched and result.edits[0].text == "))"
+    searched = infill(replace(engine, backend=ranked), text, [(hole, hole)], replace(opts, exact_length=None, max_tokens=2))
+    assert searched.parses is True and searched.searched and searched.edits[0].text == "x"
+
+
 def test_constrained_search_gives_up_flagged_when_nothing_parses(engine):
     from dataclasses import replace
 
