@@ -160,6 +160,7 @@ SEARCH_TOP = 16  # tokens tried after each partial fill
 def _likeliest(logp: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     logp = logp.copy()
     logp[banned] = -np.inf
+    k = min(k, len(logp) - 1)
     top = np.argpartition(-logp, k)[:k]
     top = top[np.argsort(-logp[top], kind="stable")]
     return top[np.isfinite(logp[top])]  # never a token the model rules out
