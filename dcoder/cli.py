@@ -186,7 +186,7 @@ def no_regions_reason(path: str, language: str | None) -> str | None:
     if language is None:
         return f"cannot tell the language of {path} from its extension; pass --language"
     if syntax.grammar(language) is None:
-        return f"no tree-sitter parser for {language} (install tree-sitter-language-pack)"
+        return f"no tree-sitter parser for {language} (pip install 'dcoder-diffusion[languages]')"
     if not syntax.region_names(language):
         return f"{language} has no syntax regions (no grammars/{language}/regions.scm)"
     return None

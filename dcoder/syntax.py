@@ -147,7 +147,7 @@ def note(language: str | None) -> str | None:
         return "unknown language: no syntax regions, using plain character spans"
     g = grammar(language)
     if g is None:
-        return (f"no tree-sitter parser for {language} (install tree-sitter-language-pack): "
+        return (f"no tree-sitter parser for {language} (pip install 'dcoder-diffusion[languages]'): "
                 "no syntax regions, using plain character spans")
     if g.query is None:
         return f"no grammars/{language}/{QUERY_FILE}: no syntax regions for {language}, using plain character spans"
