@@ -25,6 +25,7 @@ class Settings:
     temperature: float = 0.0
     max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
     candidates: int = 1
+    search_tokens: int = 3  # constrained search for a refine/fill that still breaks the parse; 0: off
     preview: bool = True  # dcoder/preview for refine and fill
     inline_preview: bool = False  # dcoder/preview for inline completion
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
@@ -38,7 +39,7 @@ class Settings:
         """
         steps = self.inline_steps if inline else self.steps
         sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
-        rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {}
+        rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
                              language=language, **rounds)
 
@@ -98,6 +99,8 @@ def _check(name: str, value: Any) -> Any:
         return _number(name, value, int, 1, 4096, optional=True)
     if name == "candidates":
         return _number(name, value, int, 1, MAX_CANDIDATES)
+    if name == "search_tokens":
+        return _number(name, value, int, 0, 16)
     if name == "threshold":
         return _number(name, value, float, 0.0, 1.0, optional=True)
     if name == "temperature":

@@ -561,6 +561,16 @@ async def test_crlf_documents_keep_their_line_endings(client: LanguageClient):
 
 # ---- configuration -------------------------------------------------------------------------
 
+def test_search_tokens_setting_reaches_refine_and_fill_not_inline():
+    from lsp.config import Settings
+
+    settings, problems = Settings().updated({"dcoder": {"searchTokens": 5}})
+    assert problems == [] and settings.options("python").search_tokens == 5
+    assert settings.options("python", inline=True).search_tokens == 0  # ghost text must come fast
+    _, problems = Settings().updated({"searchTokens": -1})
+    assert len(problems) == 1 and "searchTokens" in problems[0]
+
+
 @aio
 async def test_configuration_is_checked_and_applied(client: LanguageClient):
     uri = open_doc(client, "config.py", CODE)

@@ -16,6 +16,7 @@ export const SERVER_SETTINGS = [
   "temperature",
   "maxTokens",
   "candidates",
+  "searchTokens",
   "preview",
   "inlinePreview",
   "minConfidence",
