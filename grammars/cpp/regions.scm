@@ -302,7 +302,8 @@
 
 ; `class A {...};` and `struct S;`: the specifier and its `;` are siblings. Not in a
 ; template_declaration, which is the statement itself: the class's `template ... }` region
-; would overlap `class A {...};` without either holding the other.
+; would overlap `class A {...};` without either holding the other. Spelled out per parent: a
+; wildcard parent would take template_declaration too, and queries cannot exclude one type.
 (translation_unit
   [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
   .

@@ -116,7 +116,8 @@
 
 ; Implicit return: the final expression (no `;`) of a function with a declared `-> T`, or of a
 ; closure's block, is its value. A function without `-> T` returns (): its tail is no value, nor
-; are jumps, assignments and for / while loops, which always give ().
+; are jumps, assignments and for / while loops, which always give (). The list of value kinds is
+; written twice: a query cannot name a set of node types once and reuse it.
 (function_item
   return_type: (_)
   body: (block
