@@ -56,6 +56,9 @@ class Problem:
     context: tuple[int, int]  # smallest node to regenerate: the error itself, a missing node's parent
 
 
+_WORD = re.compile(r"[^\W\d]\w*")
+
+
 @dataclass(frozen=True)
 class Grammar:
     name: str
@@ -67,6 +70,14 @@ class Grammar:
         from tree_sitter import Parser
 
         return Parser(self.language)
+
+    @functools.cached_property
+    def keywords(self) -> tuple[str, ...]:
+        """The grammar's keywords: its unnamed node kinds that are words (``in``, ``return``)."""
+        lang = self.language
+        kinds = (lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
+                 if not lang.node_kind_is_named(i) and lang.node_kind_is_visible(i))
+        return tuple(sorted({k for k in kinds if k and _WORD.fullmatch(k)}))
 
 
 def language_of(path: str | Path | None = None, language_id: str | None = None) -> str | None:
@@ -210,6 +221,18 @@ class Document:
 
     def span(self, node) -> tuple[int, int]:
         return self.offsets.char(node.start_byte), self.offsets.char(node.end_byte)
+
+    def comments_past(self, start: int, end: int) -> bool:
+        """Whether a comment begins within ``start:end`` and runs on past ``end``."""
+        if end >= len(self.text) or end <= start:
+            return False
+        sb, eb = self.offsets.byte(start), self.offsets.byte(end)
+        node = self.tree.root_node.descendant_for_byte_range(eb - 1, eb)
+        while node is not None:
+            if "comment" in node.type and sb <= node.start_byte < eb < node.end_byte:
+                return True
+            node = node.parent
+        return False
 
     @property
     def has_error(self) -> bool:

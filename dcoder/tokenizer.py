@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from functools import cached_property
 from pathlib import Path
+
+import numpy as np
 
 from dcoder.errors import DcoderError
 
@@ -10,6 +14,7 @@ from dcoder.errors import DcoderError
 MASK_NAMES = ("<|mask|>", "<mask>", "[MASK]")
 SPAN_PAD_NAMES = ("<|dlm_pad|>", "<|pad|>", "<pad>")
 EOS_NAMES = ("<|endoftext|>", "</s>", "<|end_of_text|>")
+_SYMBOL = re.compile(r"(?:[^\w\s\x00-\x1f\x7f\ufffd]|[ \t\r\n])+")  # punctuation and blanks
 
 
 class Tokenizer:
@@ -33,6 +38,13 @@ class Tokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self._tok.decode(list(ids), skip_special_tokens=False)
+
+    @cached_property
+    def symbol_ids(self) -> np.ndarray:
+        """Tokens made only of punctuation and blanks (brackets, colons, quotes, a line break with
+        its indentation): the structure a fill may need when the model prefers words."""
+        texts = self._tok.decode_batch([[i] for i in range(self.vocab_size)], skip_special_tokens=True)
+        return np.array([i for i, t in enumerate(texts) if _SYMBOL.fullmatch(t)], dtype=np.int64)
 
     def token_id(self, name: str) -> int | None:
         return self._tok.token_to_id(name)

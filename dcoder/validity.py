@@ -6,9 +6,9 @@ After a batch of candidates is denoised, each is spliced into the document and r
 the tokens of the smallest broken node of the best candidate are masked again and denoised with
 everything else fixed, for a few rounds; a broken fill with no tokens to re-mask there (often
 an empty one) is redone whole at a fixed length instead. Last comes a constrained search: short
-fills of the broken span, built left to right from the model's likeliest tokens (a small beam),
-with the last token chosen among the likeliest ones that make the file parse. If still nothing
-parses, the least broken candidate is returned with ``parses=False``: the caller decides.
+fills of the broken span, built left to right from the model's likeliest tokens, punctuation and
+the grammar's keywords, partial fills pruned and ranked by reparsing (see ``search``). If still
+nothing parses, the least broken candidate is returned with ``parses=False``: the caller decides.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class _Candidate:
     raw: tuple[str, ...]  # decoded fills
     fills: tuple[str, ...]  # fitted to the document (line endings, indentation)
     problems: tuple[syntax.Problem, ...]
+    hides: bool = False  # a fill opens a comment that swallows text after it
 
 
 def scores(logprobs: np.ndarray, generated: np.ndarray) -> np.ndarray:
@@ -70,7 +71,8 @@ class _Checker:
         for start, end, new in sorted(edits, reverse=True):  # back to front: earlier offsets hold
             after = after.edit(start, end, new)
         problems = tuple(syntax.introduced_problems(self.doc, after, edits))
-        return _Candidate(row, logprobs, float(score), raw, fills, problems)
+        hides = any(after.comments_past(a, b) for a, b in self.ranges(fills))
+        return _Candidate(row, logprobs, float(score), raw, fills, problems, hides)
 
     def ranges(self, fills: tuple[str, ...]) -> list[tuple[int, int]]:
         """Where each fill lies in the new document."""
@@ -153,8 +155,11 @@ def repair_row(engine: Engine, layout: Layout, checker: _Checker, cand: _Candida
     return ids, remask, True
 
 
-SEARCH_BEAM = 4  # partial fills kept from one position to the next (also the batch size)
-SEARCH_TOP = 16  # tokens tried after each partial fill
+SEARCH_BEAM = 4  # partial fills grown further because they are the likeliest
+SEARCH_MILD = 4  # and because they leave the least of the file broken
+SEARCH_TOP = 16  # the model's likeliest tokens tried after each partial fill, then as many of
+# its likeliest punctuation/blank tokens and of the grammar's keywords (every one of those for the
+# first token): a weak model may rank neither a closing ``"""`` nor ``in`` among its favourites
 
 
 def _likeliest(logp: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
@@ -166,6 +171,25 @@ def _likeliest(logp: np.ndarray, banned: np.ndarray, k: int) -> np.ndarray:
     return top[np.isfinite(logp[top])]  # never a token the model rules out
 
 
+def _tried(logp: np.ndarray, banned: np.ndarray, classes: list[np.ndarray], per_class: int) -> list[int]:
+    """The tokens to try next: the likeliest ones, then the likeliest of each class not yet in."""
+    out = [int(t) for t in _likeliest(logp, banned, SEARCH_TOP)]
+    seen = set(out)
+    for ids in classes:
+        ranked = ids[np.argsort(-logp[ids], kind="stable")]
+        extra = [int(t) for t in ranked if int(t) not in seen and np.isfinite(logp[t])][:per_class]
+        out += extra
+        seen.update(extra)
+    return out
+
+
+def _keyword_ids(engine: Engine, grammar: syntax.Grammar) -> np.ndarray:
+    """Single tokens spelling one of the grammar's keywords, with or without a space before."""
+    words = grammar.keywords
+    encoded = engine.tokenizer.encode_batch([w for k in words for w in (k, " " + k)])
+    return np.array(sorted({ids[0] for ids in encoded if len(ids) == 1}), dtype=np.int64)
+
+
 def _mends(checker: _Checker, before: _Candidate, after: _Candidate, i: int) -> bool:
     """``after`` leaves span ``i`` clear of problems and adds none elsewhere."""
     a, b = checker.ranges(after.fills)[i]
@@ -173,10 +197,17 @@ def _mends(checker: _Checker, before: _Candidate, after: _Candidate, i: int) -> 
     return clear and len(after.problems) < len(before.problems)
 
 
-def _put(row: np.ndarray, position: int, token: int) -> np.ndarray:
-    out = row.copy()
-    out[position] = token
-    return out
+def _viable(checker: _Checker, cand: _Candidate, i: int) -> bool:
+    """Whether span ``i`` may still grow into a fill that parses: no error ends within it (text
+    added after it cannot undo those), no missing token is wanted before its end."""
+    a, b = checker.ranges(cand.fills)[i]
+    return not any(a <= p.end < b or (p.end == b and p.kind == "ERROR") for p in cand.problems)
+
+
+def _damage(cand: _Candidate) -> int:
+    """How broken the file is, coarsely (the text broken, to within a factor of two): partial fills
+    that leave less of the file in error are likelier to grow into one that parses."""
+    return int(sum(_size(p) + 1 for p in cand.problems)).bit_length()
 
 
 def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, i: int,
@@ -184,33 +215,53 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     """The likeliest fill of 1..``longest`` tokens for span ``i`` that mends it (other spans as in
     ``cand``), and the forward passes spent.
 
-    Each length is decoded left to right, keeping the ``SEARCH_BEAM`` likeliest partial fills;
-    for the last token the likeliest completions are parsed in order and the first one that
-    mends the span is that length's answer. Lengths compete on mean log-probability.
+    Fills are decoded left to right. Each partial fill tried is also checked as a whole fill;
+    of those parsing has not ruled out, the ``SEARCH_BEAM`` likeliest and the ``SEARCH_MILD``
+    least damaging are grown further. Tokens tried come from the model's likeliest and, so that
+    structure stays in reach, its likeliest punctuation/blanks and keywords (all of them for the
+    first token). A fill that turns the text after it into a comment never counts. Fills of
+    every length compete on mean log-probability.
     """
     a, b = layout.slots[i]
+    n = min(longest, b - a)
     banned = np.array(sorted({engine.tokens.mask, *engine.tokens.stripped}))
+    classes = [np.setdiff1d(ids, banned) for ids in
+               (engine.tokenizer.symbol_ids, _keyword_ids(engine, checker.doc.grammar))]
+    base = fix_length(cand.row, (a, b), n, engine.tokens)
+    beams: list[tuple[tuple[int, ...], tuple[float, ...]]] = [((), ())]  # tokens, their log-probs
     best, passes = None, 0
-    for n in range(1, min(longest, b - a) + 1):
-        beams = [(fix_length(cand.row, (a, b), n, engine.tokens), ())]  # row, its tokens' log-probs
-        for k in range(n):
-            rows = [row for row, _ in beams]
-            batch = np.stack(rows + rows[:1] * (SEARCH_BEAM - len(rows)))  # one batch size: the cache holds
-            logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
-            passes += 1
-            grown = sorted(((_put(row, a + k, int(t)), got + (float(lp[t]),))
-                            for (row, got), lp in zip(beams, logp) for t in _likeliest(lp, banned, SEARCH_TOP)),
-                           key=lambda g: -sum(g[1]))
-            beams = grown[:SEARCH_BEAM]
-        for row, got in grown:
+    for k in range(n):
+        rows = []
+        for toks, _ in beams:
+            row = base.copy()
+            row[a:a + k] = toks
+            rows.append(row)
+        batch = np.stack(rows + rows[:1] * (SEARCH_BEAM + SEARCH_MILD - len(rows)))  # one batch size: the cache holds
+        logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
+        passes += 1
+        grown = [(toks + (t,), got + (float(lp[t]),)) for (toks, got), lp in zip(beams, logp)
+                 for t in _tried(lp, banned, classes, SEARCH_TOP if k else len(lp))]
+        kept = []
+        for toks, got in grown:
+            row = fix_length(cand.row, (a, b), k + 1, engine.tokens)
+            row[a:a + k + 1] = toks
             logprobs = cand.logprobs.copy()
             logprobs[a:b] = 0.0
-            logprobs[a:a + n] = got
+            logprobs[a:a + k + 1] = got
             found = checker.candidate(row, logprobs, float(np.mean(got)))
+            if found.hides:
+                continue
             if _mends(checker, cand, found, i):
                 if best is None or found.score > best.score:
                     best = found
-                break
+            elif _viable(checker, found, i):
+                kept.append((toks, got, _damage(found)))
+        likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
+        mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
+        beams = [(toks, got) for toks, got, _ in likeliest]
+        beams += [(toks, got) for toks, got, _ in mildest if (toks, got) not in beams][:SEARCH_MILD]
+        if not beams:
+            break
     return best, passes
 
 

@@ -333,10 +333,62 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
                   search_tokens=2)
     assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == ("x",)
     assert pick.score == pytest.approx(-1.0)
-    assert pick.forward_passes == 3 == len(ranked.calls)  # one pass for length 1, two for length 2
-    assert set(ranked.calls) == {4}  # one batch size throughout, so the context cache is reused
+    assert pick.forward_passes == 2 == len(ranked.calls)  # one pass per position
+    assert set(ranked.calls) == {8}  # one batch size throughout, so the context cache is reused
     off = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
     assert off.parses is False and not off.searched and off.fills == ("",)
+
+
+@pytest.mark.parametrize("text, before, want", [
+    ("x = [1, 2\ny = 3\n", "2", "]"),  # a bracket the model ranks nowhere
+    ("for a  b:\n    pass\n", "a ", "in"),  # a keyword it ranks nowhere
+])
+def test_constrained_search_reaches_structure_the_model_does_not_rank(engine, text, before, want):
+    from dataclasses import replace
+
+    from dcoder.validity import choose
+
+    hole = at(text, before) + len(before)
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
+    ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
+    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+                  generated, "python", 1, 0, _no_resample, search_tokens=2)
+    assert pick.parses is True and pick.searched and pick.fills[0].strip() == want
+
+
+def test_constrained_search_never_comments_out_the_code_after_the_hole(engine):
+    """``get#`` parses by hiding ``, None)``: the search must not pass that off as a fill."""
+    from dataclasses import replace
+
+    from dcoder import syntax
+    from dcoder.validity import choose
+
+    text = "name = get, None)\nz = 1\n"
+    hole = at(text, "get") + 3
+    assert syntax.parse(text[:hole] + "#" + text[hole:], "python").comments_past(hole, hole + 1)
+    assert not syntax.parse(text[:hole] + "  # ok\n" + text[hole:], "python").comments_past(hole, hole + 7)
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode("#")[0]: -0.1})
+    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+                  generated, "python", 1, 0, _no_resample, search_tokens=2)
+    assert "#" not in pick.fills[0]
+
+
+def test_symbol_tokens_are_punctuation_and_blanks_only(engine):
+    tok = engine.tokenizer
+    texts = {tok.decode([int(i)]) for i in tok.symbol_ids}
+    assert {"(", ")", ":", "\n"} <= texts
+    assert all(t and not any(c.isalnum() or c == "_" or c == "\ufffd" for c in t) for t in texts)
+    assert not {engine.tokens.mask, engine.tokens.span_pad} & {int(i) for i in tok.symbol_ids}
+
+
+def test_grammar_keywords_come_from_the_grammar():
+    from dcoder import syntax
+
+    words = syntax.grammar("python").keywords
+    assert {"in", "return", "lambda", "except", "not"} <= set(words)
+    assert not {"(", ":", "identifier", ""} & set(words)
 
 
 def test_exact_length_turns_the_constrained_search_off(engine):
