@@ -25,8 +25,8 @@ def tiny_config(vocab_size: int, **over) -> ModelConfig:
 
 @pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
-    import argparse, difflib, json as js
-    texts = [inspect.getsource(m) for m in (argparse, difflib, js)] + [SAMPLE]
+    import argparse, difflib
+    texts = [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
     return train_tokenizer(texts, 600, tmp_path_factory.mktemp("tok"))
 
 
