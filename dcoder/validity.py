@@ -45,8 +45,15 @@ class _Candidate:
     score: float
     raw: tuple[str, ...]  # decoded fills
     fills: tuple[str, ...]  # fitted to the document (line endings, indentation)
-    problems: tuple[syntax.Problem, ...]
+    problems: tuple[syntax.Problem, ...]  # introduced by the fills: these make it invalid
+    remaining: tuple[syntax.Problem, ...] = ()  # every problem of the file after the fills
     hides: bool = False  # a fill opens a comment that swallows text after it
+
+    @property
+    def left(self) -> int:
+        """How much of the file is in error after the fills (+1 per problem): a hole's damage may
+        reach past the lines it touches (a cut call's arguments), where it counts as the file's own."""
+        return sum(_size(p) + 1 for p in self.remaining)
 
 
 def scores(logprobs: np.ndarray, generated: np.ndarray) -> np.ndarray:
@@ -72,7 +79,7 @@ class _Checker:
             after = after.edit(start, end, new)
         problems = tuple(syntax.introduced_problems(self.doc, after, edits))
         hides = any(after.comments_past(a, b) for a, b in self.ranges(fills))
-        return _Candidate(row, logprobs, float(score), raw, fills, problems, hides)
+        return _Candidate(row, logprobs, float(score), raw, fills, problems, tuple(after.problems()), hides)
 
     def ranges(self, fills: tuple[str, ...]) -> list[tuple[int, int]]:
         """Where each fill lies in the new document."""
@@ -110,8 +117,9 @@ def broken_span(checker: _Checker, cand: _Candidate) -> tuple[int, syntax.Proble
     if touching:
         problem, i = min(touching, key=lambda t: _size(t[0]))
         return i, problem
-    # a fill broke something beyond itself (an unclosed bracket): redo the nearest fill
-    problem = min(cand.problems, key=_size)
+    # a fill broke something beyond itself (an unclosed bracket), or the file still has problems
+    # away from every fill: redo the nearest fill
+    problem = min(cand.problems or cand.remaining, key=_size)
     return min(range(len(ranges)), key=lambda j: abs(ranges[j][1] - problem.context[0])), problem
 
 
@@ -191,10 +199,16 @@ def _keyword_ids(engine: Engine, grammar: syntax.Grammar) -> np.ndarray:
 
 
 def _mends(checker: _Checker, before: _Candidate, after: _Candidate, i: int) -> bool:
-    """``after`` leaves span ``i`` clear of problems and adds none elsewhere."""
+    """``after`` leaves span ``i`` clear of problems, and the file with fewer introduced problems
+    than ``before`` or, as many, less of it in error."""
     a, b = checker.ranges(after.fills)[i]
     clear = all(p.context[0] > b or p.context[1] < a for p in after.problems)
-    return clear and len(after.problems) < len(before.problems)
+    return clear and _rank(after)[:2] < _rank(before)[:2]
+
+
+def _rank(cand: _Candidate) -> tuple[int, int, float]:
+    """Smaller is better: introduced problems, then text left in error, then score."""
+    return len(cand.problems), cand.left, -cand.score
 
 
 def _viable(checker: _Checker, cand: _Candidate, i: int) -> bool:
@@ -207,7 +221,7 @@ def _viable(checker: _Checker, cand: _Candidate, i: int) -> bool:
 def _damage(cand: _Candidate) -> int:
     """How broken the file is, coarsely (the text broken, to within a factor of two): partial fills
     that leave less of the file in error are likelier to grow into one that parses."""
-    return int(sum(_size(p) + 1 for p in cand.problems)).bit_length()
+    return cand.left.bit_length()
 
 
 def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, i: int,
@@ -252,7 +266,7 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             if found.hides:
                 continue
             if _mends(checker, cand, found, i):
-                if best is None or found.score > best.score:
+                if best is None or _rank(found) < _rank(best):
                     best = found
             elif _viable(checker, found, i):
                 kept.append((toks, got, _damage(found)))
@@ -287,7 +301,7 @@ def constrained(engine: Engine, layout: Layout, checker: _Checker, cand: _Candid
 
 
 def _best(cands: list[_Candidate]) -> _Candidate:
-    return min(cands, key=lambda c: (len(c.problems), -c.score))
+    return min(cands, key=_rank)
 
 
 def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, generated: np.ndarray,
@@ -305,15 +319,10 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
         return Choice(fills, float(row_scores[best]), None, 0, 0, 0)
 
     checker = _Checker(engine, text, layout, doc)
-    tried: list[_Candidate] = []
-    for r in order:
-        cand = checker.candidate(result.ids[r], result.logprobs[r], row_scores[r])
-        if not cand.problems:
-            return Choice(cand.fills, cand.score, True, 0, 0, 0)
-        tried.append(cand)
-
+    tried = [checker.candidate(result.ids[r], result.logprobs[r], row_scores[r]) for r in order]
+    valid = [c for c in tried if not c.problems]
     current, passes, steps, rounds, cancelled = tried[0], 0, 0, 0, False
-    for rounds in range(1, repair_rounds + 1):
+    for rounds in range(1, 1 + (0 if valid else repair_rounds)):
         # fixed lengths the first pass did not try (its rows 1.. had variants 1..candidates-1)
         ids, remask, fixed = repair_row(engine, layout, checker, current, candidates - 1 + rounds)
         res = resample(np.repeat(ids[None], candidates, axis=0), np.full(candidates, fixed))
@@ -324,18 +333,19 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
         round_scores = scores(logprobs, counted)
         batch = [checker.candidate(res.ids[r], logprobs[r], round_scores[r])
                  for r in np.argsort(-round_scores, kind="stable")]
-        valid = [c for c in batch if not c.problems]
-        if valid:
-            return Choice(valid[0].fills, valid[0].score, True, rounds, passes, steps)
         tried.extend(batch)
-        current = batch[0]
-        if res.cancelled:
-            cancelled = True
+        valid, current, cancelled = [c for c in batch if not c.problems], batch[0], res.cancelled
+        if valid or cancelled:
             break
+    kept = min(valid, key=_rank) if valid else None
+    if kept is not None and not kept.left:
+        return Choice(kept.fills, kept.score, True, rounds, passes, steps)
+    # a valid fill may still leave the file broken past its lines (a cut call's arguments): only a
+    # fill that leaves the whole file parsing may replace it
     found, spent = (None, 0) if cancelled or not search_tokens else constrained(
-        engine, layout, checker, _best(tried), search_tokens)
+        engine, layout, checker, kept or _best(tried), search_tokens)
     passes, steps = passes + spent, steps + spent
-    if found is not None:
+    if found is not None and (kept is None or not found.left):
         return Choice(found.fills, found.score, True, rounds, passes, steps, True)
-    best = _best(tried)
-    return Choice(best.fills, best.score, False, rounds, passes, steps, spent > 0)
+    best = kept or _best(tried)
+    return Choice(best.fills, best.score, kept is not None, rounds, passes, steps, spent > 0)

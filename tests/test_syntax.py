@@ -375,6 +375,48 @@ def test_constrained_search_never_comments_out_the_code_after_the_hole(engine):
     assert "#" not in pick.fills[0]
 
 
+@pytest.mark.parametrize("text, after, liked, want", [
+    # a cut call: the empty fill adds no error on its own lines, but the arguments below break
+    ("rv = cf(\n    [\n        make\n            i,\n            key=False,\n        )\n"
+     "        for i in val\n    ]\n)\n", "make", (".",), "("),
+    ("def f(x):\n    y = \n    return y\n", "y = ", (".", "x"), "x"),  # the error lands on the next line
+])
+def test_a_fill_that_leaves_the_file_broken_past_its_lines_is_searched(engine, text, after, liked, want):
+    from dataclasses import replace
+
+    from dcoder import syntax
+    from dcoder.validity import choose
+
+    hole = at(text, after) + len(after)
+    doc = syntax.parse(text, "python")
+    assert doc.problems() and not syntax.introduced_problems(doc, doc, [(hole, hole, "")])
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode(s)[0]: -0.1 * (k + 1) for k, s in enumerate(liked)})
+    empty = _result(_rows(engine, layout, [""]), [-0.1])
+    pick = choose(replace(engine, backend=ranked), text, layout, empty, generated, "python", 1, 2,
+                  _no_resample, search_tokens=2)
+    assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == (want,)
+    assert not syntax.parse(text[:hole] + want + text[hole:], "python").problems()
+    off = choose(engine, text, layout, empty, generated, "python", 1, 2, _no_resample)
+    assert off.parses is True and not off.searched and off.fills == ("",)  # no search: kept as valid
+
+
+def test_a_valid_fill_in_a_file_broken_elsewhere_is_kept(engine):
+    """No fill here can close the list below: the search must not swap the model's fill for a
+    short one that only shrinks the error."""
+    from dataclasses import replace
+
+    from dcoder.validity import choose
+
+    text = "def f(x):\n    y = \n    return y\n\n\nz = [1, 2\n"
+    hole = at(text, "y = ") + 4
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode("[")[0]: -0.1})
+    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, ["x * 2"]), [-1.0]),
+                  generated, "python", 1, 2, _no_resample, search_tokens=2)
+    assert pick.parses is True and pick.searched and pick.fills == ("x * 2",) and pick.score == pytest.approx(-1.0)
+
+
 def test_symbol_tokens_are_punctuation_and_blanks_only(engine):
     tok = engine.tokenizer
     texts = {tok.decode([int(i)]) for i in tok.symbol_ids}
