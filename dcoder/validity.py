@@ -9,6 +9,10 @@ an empty one) is redone whole at a fixed length instead. Last comes a constraine
 fills of the broken span, built left to right from the model's likeliest tokens, punctuation and
 the grammar's keywords, partial fills pruned and ranked by reparsing (see ``search``). If still
 nothing parses, the least broken candidate is returned with ``parses=False``: the caller decides.
+
+A valid fill that leaves the file broken past its lines (where ``introduced_problems`` counts the
+errors as the file's own, though a hole's damage often lands there) goes to the search too, and is
+replaced only by a fill that leaves the whole file parsing.
 """
 
 from __future__ import annotations
@@ -226,15 +230,15 @@ def _damage(cand: _Candidate) -> int:
 
 def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, i: int,
            longest: int) -> tuple[_Candidate | None, int]:
-    """The likeliest fill of 1..``longest`` tokens for span ``i`` that mends it (other spans as in
-    ``cand``), and the forward passes spent.
+    """The best fill of 1..``longest`` tokens for span ``i`` that mends it (see ``_mends``; other
+    spans as in ``cand``), and the forward passes spent.
 
     Fills are decoded left to right. Each partial fill tried is also checked as a whole fill;
     of those parsing has not ruled out, the ``SEARCH_BEAM`` likeliest and the ``SEARCH_MILD``
     least damaging are grown further. Tokens tried come from the model's likeliest and, so that
     structure stays in reach, its likeliest punctuation/blanks and keywords (all of them for the
     first token). A fill that turns the text after it into a comment never counts. Fills of
-    every length compete on mean log-probability.
+    every length compete by ``_rank`` (errors added, text left in error, mean log-probability).
     """
     a, b = layout.slots[i]
     n = min(longest, b - a)
