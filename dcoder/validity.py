@@ -50,8 +50,8 @@ class _Candidate:
     raw: tuple[str, ...]  # decoded fills
     fills: tuple[str, ...]  # fitted to the document (line endings, indentation)
     problems: tuple[syntax.Problem, ...]  # introduced by the fills: these make it invalid
-    remaining: tuple[syntax.Problem, ...] = ()  # every problem of the file after the fills
-    hides: bool = False  # a fill opens a comment that swallows text after it
+    remaining: tuple[syntax.Problem, ...]  # every problem of the file after the fills
+    hides: bool  # a fill opens a comment that swallows text after it
 
     @property
     def left(self) -> int:
