@@ -1,8 +1,11 @@
 """The training objective: masked diffusion, mixed with infilling-shaped masks.
 
 Every sample draws a masking rate t and hides tokens with probability p = (1 - eps) t + eps;
-the loss is the cross-entropy on hidden tokens weighted 1/p and averaged over the sample's
-region (an estimate of the diffusion ELBO, as in LLaDA). Samples come in two shapes:
+the loss is the mean cross-entropy on each sample's hidden tokens, averaged over samples
+(``weighting="mean"``). ``weighting="elbo"`` weights them 1/p over the sample's region instead (an
+estimate of the diffusion ELBO, as in LLaDA): unbiased, but with batches of a few thousand tokens
+its variance (a sample with one hidden token at p = 0.001 counts hundreds of times) kept a CPU run
+at the unigram level; see the README's training section. Samples come in two shapes:
 
 - ``diffusion``: a window of the tokenized corpus (files joined by end-of-text), any token may be hidden;
 - infilling (``chars``, ``lines``, ``syntax``): one or more character ranges of a file become
@@ -30,6 +33,7 @@ from dcoder.spans import BUDGET_BUCKETS, Span, build_layout
 from dcoder.tokenizer import Tokenizer
 
 KINDS = ("diffusion", "chars", "lines", "syntax")
+WEIGHTINGS = ("mean", "elbo")
 MAX_CHAR_SPAN = 200
 MAX_LINES = 8
 SPAN_TRIES = 4
@@ -51,6 +55,7 @@ class ObjectiveConfig:
     max_span_tokens: int = 192
     exact_budget: float = 0.15  # probability that a slot has no padding (known length)
     eps: float = 1e-3
+    weighting: str = "mean"  # "mean": each sample's hidden tokens averaged; "elbo": weighted 1/p
 
     def __post_init__(self) -> None:
         shares = [getattr(self, k) for k in KINDS]
@@ -61,6 +66,8 @@ class ObjectiveConfig:
                 raise DcoderError(f"objective {name} must be in [0, 1]")
         if not 0 < self.eps < 1:
             raise DcoderError("objective eps must be in (0, 1)")
+        if self.weighting not in WEIGHTINGS:
+            raise DcoderError(f"objective weighting must be one of {', '.join(WEIGHTINGS)}")
         if self.max_spans < 1 or self.max_span_tokens < 1:
             raise DcoderError("objective max_spans and max_span_tokens must be at least 1")
 
@@ -73,7 +80,7 @@ class ObjectiveConfig:
 class Batch:
     ids: np.ndarray  # (B, T) int64: the model's input, masks included
     targets: np.ndarray  # (B, T) int64: the clean tokens
-    weights: np.ndarray  # (B, T) float32: 1 / (p * region size) where hidden, else 0
+    weights: np.ndarray  # (B, T) float32: where hidden, 1 / hidden count (or 1 / (p * region size)); else 0
 
     @property
     def masked(self) -> int:
@@ -168,15 +175,21 @@ def mask_rate(rng: np.random.Generator, eps: float) -> float:
     return (1 - eps) * float(rng.random()) + eps
 
 
-def diffusion_sample(stream: np.ndarray, seq_len: int, mask_id: int, eps: float, rng: np.random.Generator) -> Sample:
+def hidden_weights(hidden: np.ndarray, p: float, region: int, weighting: str) -> np.ndarray:
+    """Loss weight of each position: 0 unless hidden (see the module docstring)."""
+    w = 1.0 / (p * region) if weighting == "elbo" else 1.0 / max(1, int(hidden.sum()))
+    return np.where(hidden, w, 0.0).astype(np.float32)
+
+
+def diffusion_sample(stream: np.ndarray, seq_len: int, mask_id: int, eps: float, rng: np.random.Generator,
+                     weighting: str = "mean") -> Sample:
     """A window of the token stream with every token hidden with probability p."""
     start = int(rng.integers(0, max(1, len(stream) - seq_len + 1)))
     targets = stream[start:start + seq_len].astype(np.int64)
     p = mask_rate(rng, eps)
     hidden = rng.random(len(targets)) < p
     ids = np.where(hidden, mask_id, targets)
-    weights = np.where(hidden, 1.0 / (p * len(targets)), 0.0).astype(np.float32)
-    return Sample(ids, targets, weights)
+    return Sample(ids, targets, hidden_weights(hidden, p, len(targets), weighting))
 
 
 def infill_sample(
@@ -210,8 +223,7 @@ def infill_sample(
     p = mask_rate(rng, config.eps)
     hidden = region & (rng.random(len(targets)) < p)
     ids = np.where(hidden, tokens.mask, targets)
-    weights = np.where(hidden, 1.0 / (p * region.sum()), 0.0).astype(np.float32)
-    return Sample(ids, targets, weights)
+    return Sample(ids, targets, hidden_weights(hidden, p, int(region.sum()), config.weighting))
 
 
 def disjoint(ranges: list[tuple[int, int]]) -> bool:
@@ -272,7 +284,7 @@ class SampleSource:
                                        self.seq_len, self.config, rng)
                 if sample is not None:
                     return sample
-        return diffusion_sample(self.stream, self.seq_len, self.tokens.mask, self.config.eps, rng)
+        return diffusion_sample(self.stream, self.seq_len, self.tokens.mask, self.config.eps, rng, self.config.weighting)
 
     def batch(self, size: int, rng: np.random.Generator) -> Batch:
         """``size`` samples, right-padded with end-of-text (never scored) to the sequence length."""

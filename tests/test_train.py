@@ -116,7 +116,7 @@ def test_infill_sample_is_the_engine_layout_with_true_span_and_padding(tok):
 
     scored = 0
     for seed in range(8):
-        s = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=0.0),
+        s = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=0.0, weighting="elbo"),
                           np.random.default_rng(seed))
         slot = np.flatnonzero(s.targets == tokens.span_pad)
         assert len(slot) > 0 and s.targets[slot[0] - len(middle):slot[0]].tolist() == middle
@@ -135,7 +135,7 @@ def test_diffusion_sample_hides_at_rate_t_with_inverse_weight():
     stream = np.arange(3, 5003, dtype=np.uint16)
     rates = []
     for seed in range(20):
-        s = diffusion_sample(stream, 256, 1, 1e-3, np.random.default_rng(seed))
+        s = diffusion_sample(stream, 256, 1, 1e-3, np.random.default_rng(seed), weighting="elbo")
         hidden = s.weights > 0
         assert np.all(s.ids[hidden] == 1) and np.array_equal(s.ids[~hidden], s.targets[~hidden])
         if hidden.any():
@@ -143,6 +143,18 @@ def test_diffusion_sample_hides_at_rate_t_with_inverse_weight():
             rates.append((hidden.mean(), p))
     observed, expected = np.array(rates).T
     assert np.corrcoef(observed, expected)[0, 1] > 0.95
+
+
+def test_mean_weighting_counts_each_sample_once():
+    stream = np.arange(3, 5003, dtype=np.uint16)
+    for seed in range(20):
+        s = diffusion_sample(stream, 256, 1, 1e-3, np.random.default_rng(seed))
+        hidden = s.weights > 0
+        assert np.all(s.ids[hidden] == 1)
+        if hidden.any():
+            assert np.allclose(s.weights[hidden], 1 / hidden.sum()) and np.isclose(s.weights.sum(), 1)
+    with pytest.raises(DcoderError, match="weighting"):
+        ObjectiveConfig(weighting="uniform")
 
 
 def test_batches_mix_kinds_and_pad_without_scoring(tok, corpus_dir):
