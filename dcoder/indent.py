@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 TAB_WIDTH = 8
 
@@ -52,10 +53,30 @@ def reindent(fill: str, indent: str, strip_first: bool = False) -> str:
     return first + sep + "\n".join(shifted)
 
 
+_TRAILING_BREAKS = re.compile(r"(?:\n[ \t]*)+\Z")
+
+
+def trim_blank_tail(fill: str, replaced: str) -> str:
+    """``fill`` ending in no more line breaks than ``replaced`` does (one at least, if it had any).
+
+    A weak model pads a span it cannot finish with line breaks (a hole after ``return`` came back
+    as 32 blank lines); the blanks after the last break stay, they indent the code that follows.
+    """
+    tail = _TRAILING_BREAKS.search(fill)
+    if tail is None:
+        return fill
+    breaks = tail.group().split("\n")
+    found = _TRAILING_BREAKS.search(replaced)
+    keep = max(1, found.group().count("\n") if found else 0)
+    if len(breaks) - 1 <= keep:
+        return fill
+    return fill[:tail.start()] + "\n" * keep + breaks[-1]
+
+
 def fit(text: str, start: int, end: int, fill: str) -> str:
     """``fill`` as it should replace ``text[start:end]``."""
     indent = indent_before(text, start)
-    fill = fill.replace("\r\n", "\n")
+    fill = trim_blank_tail(fill.replace("\r\n", "\n"), text[start:end].replace("\r\n", "\n"))
     if indent is not None:
         fill = reindent(fill, indent, strip_first=end > start and not text[start].isspace())
     return fill.replace("\n", "\r\n") if line_ending(text) == "\r\n" else fill

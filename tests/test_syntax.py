@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dcoder import syntax
-from dcoder.indent import fit, line_ending, reindent
+from dcoder.indent import fit, line_ending, reindent, trim_blank_tail
 from dcoder.masking import SpanMix, sample_spans
 from dcoder.sampler import SampleResult
 from dcoder.spans import Span, bucket, build_layout, default_budget
@@ -597,6 +597,21 @@ def test_fit_keeps_tabs_and_crlf():
     assert line_ending(text) == "\r\n" and line_ending("a\nb\nc\r\n") == "\n"
     assert fit(text, start, start + 4, "x = 1\nreturn x") == "x = 1\r\n\treturn x"
     assert reindent("a\n\n  b", "    ") == "a\n\n    b"  # blank lines stay blank
+
+
+def test_fit_drops_the_blank_lines_a_fill_is_padded_with():
+    text = "def f(a):\n    return \n\n\ndef g():\n    pass\n"
+    hole = text.index("return ") + 7
+    assert fit(text, hole, hole, "\n" * 32) == "\n"  # a hole the model could not fill
+    assert fit(text, hole, hole, "a\n\n\n") == "a\n" and fit(text, hole, hole, "a") == "a"
+    # blanks after the last line break indent what follows; blank lines' own blanks go
+    assert trim_blank_tail("x\n  \n\t\n    ", "") == "x\n    "
+    # a rewrite keeps as many trailing line breaks as the code it replaces had
+    body = text.index("def f")
+    assert fit(text, body, hole + 3, "def f(a):\n    return a\n\n\n\n\n") == "def f(a):\n    return a\n\n\n"
+    crlf = text.replace("\n", "\r\n")
+    hole = crlf.index("return ") + 7
+    assert fit(crlf, hole, hole, "a\n\n\n") == "a\r\n"
 
 
 def test_region_kind_sets_the_budget(engine):
