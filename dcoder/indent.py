@@ -63,14 +63,11 @@ def trim_blank_tail(fill: str, replaced: str) -> str:
     as 32 blank lines); the blanks after the last break stay, they indent the code that follows.
     """
     tail = _TRAILING_BREAKS.search(fill)
-    if tail is None:
-        return fill
-    breaks = tail.group().split("\n")
     found = _TRAILING_BREAKS.search(replaced)
     keep = max(1, found.group().count("\n") if found else 0)
-    if len(breaks) - 1 <= keep:
+    if tail is None or tail.group().count("\n") <= keep:
         return fill
-    return fill[:tail.start()] + "\n" * keep + breaks[-1]
+    return fill[:tail.start()] + "\n" * keep + tail.group().rpartition("\n")[2]
 
 
 def fit(text: str, start: int, end: int, fill: str) -> str:

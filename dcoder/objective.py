@@ -3,9 +3,9 @@
 Every sample draws a masking rate t and hides tokens with probability p = (1 - eps) t + eps;
 the loss is the mean cross-entropy on each sample's hidden tokens, averaged over samples
 (``weighting="mean"``). ``weighting="elbo"`` weights them 1/p over the sample's region instead (an
-estimate of the diffusion ELBO, as in LLaDA): unbiased, but with batches of a few thousand tokens
-its variance (a sample with one hidden token at p = 0.001 counts hundreds of times) kept a CPU run
-at the unigram level; see the README's training section. Samples come in two shapes:
+estimate of the diffusion ELBO, as in LLaDA): unbiased, but noisy with batches of a few thousand
+tokens (a sample with one hidden token at p = 0.001 counts hundreds of times); a CPU run with it
+(and lr 2e-3) stayed at the unigram level, see the README's training section. Samples come in two shapes:
 
 - ``diffusion``: a window of the tokenized corpus (files joined by end-of-text), any token may be hidden;
 - infilling (``chars``, ``lines``, ``syntax``): one or more character ranges of a file become
