@@ -3,8 +3,8 @@
 Figures are medians over ``repeats`` timed runs after one warm-up run:
 - ``full_pass_ms``: the ``full`` graph over context + span tokens (2,048 + 32 by default);
 - ``cached_step_ms``: one ``step`` pass over the span against the cached context;
-- ``ort_vs_torch``: PyTorch eager time / onnxruntime time for the same full pass (needs torch
-  and the source checkpoint);
+- ``ort_vs_torch``: PyTorch eager time / onnxruntime time for the same full pass, the two run
+  alternately (needs torch; the source checkpoint, or an fp32/fp16 folder to unpack it from);
 - ``infill_latency_ms_p50`` / ``_p95``: a 32-token infill in a real Python file of about
   2,000 tokens, end to end (text in, edits out), with threshold decoding;
 - ``tokens_per_forward`` and ``tokens_per_second`` of that infill.
@@ -66,7 +66,9 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def torch_full_pass_ms(checkpoint: Path, ids: np.ndarray, threads: int, repeats: int) -> float:
+def torch_vs_ort_ms(checkpoint: Path, ort_pass, ids: np.ndarray, threads: int, repeats: int) -> tuple[float, float]:
+    """Median ms of PyTorch's and onnxruntime's full pass, run alternately so that both see the
+    same load on a shared machine."""
     import torch
 
     from dcoder.checkpoint import open_checkpoint
@@ -76,11 +78,40 @@ def torch_full_pass_ms(checkpoint: Path, ids: np.ndarray, threads: int, repeats:
     model = load_model(open_checkpoint(checkpoint))
     x = torch.from_numpy(ids)
 
-    def run():
+    def torch_pass():
         with torch.inference_mode():
             model(x)
 
-    return median_ms(run, repeats)
+    torch_pass()
+    ort_pass()
+    times = ([], [])
+    for _ in range(repeats):
+        for fn, out in zip((torch_pass, ort_pass), times):
+            t = time.perf_counter()
+            fn()
+            out.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads: int, repeats: int) -> dict:
+    """``ort_vs_torch``, with PyTorch running the source checkpoint or, when that is not at hand
+    (the built-in model ships without it), the checkpoint unpacked from the model folder."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return {"ort_vs_torch": None, "ort_vs_torch_note": "PyTorch is not installed"}
+    from dcoder.export import unpack
+
+    source = checkpoint or Path(backend.manifest.source.get("path", ""))
+    label = str(source)
+    with tempfile.TemporaryDirectory(prefix="dcoder-bench-") as work:
+        if not source.is_dir():
+            if backend.manifest.dtype not in ("fp32", "fp16"):
+                return {"ort_vs_torch": None, "ort_vs_torch_note": f"source checkpoint {source} not found (give --checkpoint)"}
+            source, label = unpack(backend.manifest.folder, Path(work) / "checkpoint"), "unpacked from the model folder"
+        torch_ms, ort_ms = torch_vs_ort_ms(source, lambda: backend.full(ids), ids, threads, repeats)
+    return {"torch_checkpoint": label, "torch_full_pass_ms": torch_ms, "ort_full_pass_ms_alternating": ort_ms,
+            "ort_vs_torch": torch_ms / ort_ms}
 
 
 def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span: int = 32, repeats: int = 5,
@@ -106,18 +137,7 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
     out["encode_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, 0), repeats)
     out["cached_step_speedup"] = out["full_pass_ms"] / out["cached_step_ms"]
 
-    source = checkpoint or Path(backend.manifest.source.get("path", ""))
-    out["ort_vs_torch"] = None
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        out["ort_vs_torch_note"] = "PyTorch is not installed"
-    else:
-        if source.is_dir():
-            out["torch_full_pass_ms"] = torch_full_pass_ms(source, ids, threads, repeats)
-            out["ort_vs_torch"] = out["torch_full_pass_ms"] / out["full_pass_ms"]
-        else:
-            out["ort_vs_torch_note"] = f"source checkpoint {source} not found (give --checkpoint)"
+    out.update(torch_comparison(backend, checkpoint, ids, threads, repeats))
 
     # infill: cursor at the start of a line in the middle of the file
     cursor = text.index("\n", len(text) // 2) + 1

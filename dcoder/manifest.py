@@ -61,7 +61,9 @@ def _member(folder: Path, name, what: str) -> Path:
     return path
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | Path, any_version: bool = False) -> Manifest:
+    """The folder's manifest, checked; ``any_version`` accepts a folder another dcoder exported
+    (to unpack its checkpoint, not to run it)."""
     folder = Path(path)
     if not folder.is_dir():
         raise DcoderError(f"model folder not found: {folder}")
@@ -71,9 +73,10 @@ def load_manifest(path: str | Path) -> Manifest:
     if raw.get("format") != FORMAT:
         raise DcoderError(f"{folder / MANIFEST_NAME} is not a dcoder model manifest")
     version = raw.get("dcoder_version")
-    if version != __version__:
+    if version != __version__ and not any_version:
         raise DcoderError(
-            f"{folder} was exported by dcoder {version}, this is dcoder {__version__}: export the checkpoint again"
+            f"{folder} was exported by dcoder {version}, this is dcoder {__version__}: export the checkpoint again "
+            "(or this folder, if fp32/fp16: dcoder export FOLDER OUT)"
         )
     try:
         graphs = raw["graphs"]

@@ -154,3 +154,54 @@ def test_cli_export(tmp_path, llada_ckpt, capsys):
     assert main(["export", str(tmp_path / "missing"), str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dcoder: error: model folder not found")
+
+
+@pytest.mark.parametrize("name,dtype", [("dream", "fp32"), ("llada", "fp32"), ("llada", "fp16")])
+def test_unpack_gives_the_checkpoint_back(name, dtype, exported, dream_ckpt, llada_ckpt, tmp_path):
+    from dcoder.export import unpack
+
+    original = open_checkpoint({"dream": dream_ckpt, "llada": llada_ckpt}[name])
+    back = open_checkpoint(unpack(exported(name, dtype), tmp_path / "ckpt"))
+    assert back.config == original.config and back.tokens == original.tokens
+    assert back.tokenizer_path.read_bytes() == original.tokenizer_path.read_bytes()
+    mine = {k: v for f in back.weight_files for k, v in _tensors(f).items()}
+    theirs = {k: v for f in original.weight_files for k, v in _tensors(f).items()}
+    if original.config.tie_word_embeddings:
+        theirs.pop("lm_head.weight", None)
+    assert sorted(mine) == sorted(theirs)
+    for k, v in theirs.items():
+        expect = v.astype(np.float16) if dtype == "fp16" else v
+        assert mine[k].dtype == expect.dtype and np.array_equal(mine[k], expect), k
+
+
+def _tensors(path):
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def test_a_model_folder_exports_again(exported, tmp_path, capsys):
+    """Another dtype from an fp32 folder, with the original checkpoint's source record; int8
+    folders hold no exact weights to start from."""
+    folder = exported("dream")
+    assert main(["export", str(folder), str(tmp_path / "int8"), "--dtype", "int8"]) == 0
+    before, after = (json.loads((f / "manifest.json").read_text()) for f in (folder, tmp_path / "int8"))
+    assert after["dtype"] == "int8" and after["source"] == before["source"]
+    assert after["config"].items() >= before["config"].items()  # plus the special ids, now explicit
+    again = export(folder, tmp_path / "fp32")
+    assert (again / WEIGHTS_NAME).read_bytes() == (folder / WEIGHTS_NAME).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32", "int8"]  # the unpacked checkpoint is gone
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "int8"), str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"dcoder: error: {tmp_path / 'int8'} holds int8 weights: only fp32 and fp16 model folders unpack"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    del manifest["config"]
+    old = tmp_path / "old"
+    old.mkdir()
+    for f in folder.iterdir():
+        (old / f.name).write_bytes(f.read_bytes())
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DcoderError, match="does not record its checkpoint's config"):
+        export(old, tmp_path / "y")
+    assert not (tmp_path / "y").exists()

@@ -4,6 +4,7 @@ and its refresh policy, provider choice on a machine without a GPU, manifest che
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -160,8 +161,6 @@ def test_runtime_path_imports_no_torch_and_prints_no_provider_noise(exported, tm
 
 
 def test_manifest_is_verified(exported, tmp_path):
-    import shutil
-
     folder = tmp_path / "m"
     shutil.copytree(exported("llada"), folder)
     graph = folder / "step.onnx"
@@ -179,8 +178,6 @@ def test_manifest_is_verified(exported, tmp_path):
 
 
 def test_manifest_from_another_version_or_a_truncated_graph_is_refused(exported, tmp_path):
-    import shutil
-
     from dcoder.manifest import sha256_file
 
     folder = tmp_path / "m"
@@ -201,3 +198,20 @@ def test_manifest_from_another_version_or_a_truncated_graph_is_refused(exported,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "encode.onnx" in proc.stderr
+
+
+def test_bench_compares_with_torch_without_the_source_checkpoint(exported, tmp_path):
+    """The built-in model ships without its checkpoint: PyTorch runs the one unpacked from the folder."""
+    folder = tmp_path / "m"
+    shutil.copytree(exported("llada"), folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["source"]["path"] = str(tmp_path / "gone")
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "bench", "--model", str(folder), "--repeats", "2",
+                           "--context", "64", "--span", "8", "--json", str(tmp_path / "b.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["torch_checkpoint"] == "unpacked from the model folder"
+    assert figures["ort_vs_torch"] > 0 and figures["torch_full_pass_ms"] > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "m"]
