@@ -17,6 +17,7 @@ replaced only by a fill that leaves the whole file parsing.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable
 
@@ -169,6 +170,7 @@ def repair_row(engine: Engine, layout: Layout, checker: _Checker, cand: _Candida
 
 SEARCH_BEAM = 4  # partial fills grown further because they are the likeliest
 SEARCH_MILD = 4  # and because they leave the least of the file broken
+SEARCH_WORDS = 4  # and because their last token finishes a cut word (see _Words)
 SEARCH_TOP = 16  # the model's likeliest tokens tried after each partial fill, then as many of
 # its likeliest punctuation/blank tokens and of the grammar's keywords (every one of those for the
 # first token): a weak model may rank neither a closing ``"""`` nor ``in`` among its favourites
@@ -200,6 +202,49 @@ def _keyword_ids(engine: Engine, grammar: syntax.Grammar) -> np.ndarray:
     words = grammar.keywords
     encoded = engine.tokenizer.encode_batch([w for k in words for w in (k, " " + k)])
     return np.array(sorted({ids[0] for ids in encoded if len(ids) == 1}), dtype=np.int64)
+
+
+_WORD_END = re.compile(r"\w+$")
+_WORD_START = re.compile(r"\w+")  # matched at the hole's end
+_NAME = re.compile(r"[^\W\d]\w+")
+
+
+class _Words:
+    """Tokens that finish a word cut by the hole: text before the fill's end that ends inside a
+    word continues into one of the file's names or the grammar's keywords (``exc`` + ``ept``),
+    and a word the text after the hole starts inside is completed from before (``retu`` +
+    ``rn None``). Random spans, and cursors inside a word, cut words at both ends."""
+
+    def __init__(self, engine: Engine, checker: _Checker, span: int):
+        self.engine = engine
+        layout = checker.layout.spans[span]
+        self.before = checker.text[max(0, layout.start - 80):layout.start]
+        head = _WORD_START.match(checker.text, layout.end)
+        self.after = head.group() if head else ""
+        self.words = sorted(set(_NAME.findall(checker.text)) | set(checker.doc.grammar.keywords))
+        self.cache: dict[str, np.ndarray] = {}
+
+    def cut(self, toks: tuple[int, ...]) -> str:
+        """The word the text before the hole and ``toks`` end inside ("" at a word boundary)."""
+        tail = _WORD_END.search(self.before + self.engine.tokenizer.decode(list(toks)))
+        return tail.group() if tail else ""
+
+    def ids(self, toks: tuple[int, ...]) -> np.ndarray:
+        cut = self.cut(toks)
+        if cut not in self.cache:
+            self.cache[cut] = self._first_tokens(cut)
+        return self.cache[cut]
+
+    def _first_tokens(self, cut: str) -> np.ndarray:
+        pieces = set()
+        for w in self.words:
+            if cut and w.startswith(cut) and len(w) > len(cut):
+                pieces.add(w[len(cut):])  # the rest of the word
+            if self.after and w.endswith(self.after) and w.startswith(cut) and len(w) > len(cut) + len(self.after):
+                middle = w[len(cut):len(w) - len(self.after)]
+                pieces.update((middle, " " + middle) if not cut else (middle,))
+        encoded = self.engine.tokenizer.encode_batch(sorted(pieces)) if pieces else []
+        return np.array(sorted({ids[0] for ids in encoded if ids}), dtype=np.int64)
 
 
 def _mends(checker: _Checker, before: _Candidate, after: _Candidate, i: int) -> bool:
@@ -234,17 +279,20 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     spans as in ``cand``), and the forward passes spent.
 
     Fills are decoded left to right. Each partial fill tried is also checked as a whole fill;
-    of those parsing has not ruled out, the ``SEARCH_BEAM`` likeliest and the ``SEARCH_MILD``
-    least damaging are grown further. Tokens tried come from the model's likeliest and, so that
-    structure stays in reach, its likeliest punctuation/blanks and keywords (all of them for the
-    first token). A fill that turns the text after it into a comment never counts. Fills of
-    every length compete by ``_rank`` (errors added, text left in error, mean log-probability).
+    of those parsing has not ruled out (a fill that mends its span but breaks the file further
+    on included), the ``SEARCH_BEAM`` likeliest, the ``SEARCH_MILD`` least damaging and the
+    ``SEARCH_WORDS`` likeliest that just finished a cut word are grown further. Tokens tried
+    come from the model's likeliest and, so that structure stays in reach, its likeliest
+    punctuation/blanks, keywords and tokens finishing a cut word (all of them for the first
+    token). A fill that turns the text after it into a comment never counts. Fills of every
+    length compete by ``_rank`` (errors added, text left in error, mean log-probability).
     """
     a, b = layout.slots[i]
     n = min(longest, b - a)
     banned = np.array(sorted({engine.tokens.mask, *engine.tokens.stripped}))
     classes = [np.setdiff1d(ids, banned) for ids in
                (engine.tokenizer.symbol_ids, _keyword_ids(engine, checker.doc.grammar))]
+    words = _Words(engine, checker, i)
     base = fix_length(cand.row, (a, b), n, engine.tokens)
     beams: list[tuple[tuple[int, ...], tuple[float, ...]]] = [((), ())]  # tokens, their log-probs
     best, passes = None, 0
@@ -254,13 +302,17 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             row = base.copy()
             row[a:a + k] = toks
             rows.append(row)
-        batch = np.stack(rows + rows[:1] * (SEARCH_BEAM + SEARCH_MILD - len(rows)))  # one batch size: the cache holds
+        width = SEARCH_BEAM + SEARCH_MILD + SEARCH_WORDS
+        batch = np.stack(rows + rows[:1] * (width - len(rows)))  # one batch size: the cache holds
         logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
         passes += 1
-        grown = [(toks + (t,), got + (float(lp[t]),)) for (toks, got), lp in zip(beams, logp)
-                 for t in _tried(lp, banned, classes, SEARCH_TOP if k else len(lp))]
+        grown = []
+        for (toks, got), lp in zip(beams, logp):
+            finishing = np.setdiff1d(words.ids(toks), banned)
+            tried = _tried(lp, banned, classes + [finishing], SEARCH_TOP if k else len(lp))
+            grown += [(toks + (t,), got + (float(lp[t]),), int(t) in finishing) for t in tried]
         kept = []
-        for toks, got in grown:
+        for toks, got, worded in grown:
             row = fix_length(cand.row, (a, b), k + 1, engine.tokens)
             row[a:a + k + 1] = toks
             logprobs = cand.logprobs.copy()
@@ -269,15 +321,19 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             found = checker.candidate(row, logprobs, float(np.mean(got)))
             if found.hides:
                 continue
-            if _mends(checker, cand, found, i):
-                if best is None or _rank(found) < _rank(best):
-                    best = found
-            elif _viable(checker, found, i):
-                kept.append((toks, got, _damage(found)))
+            mends = _mends(checker, cand, found, i)
+            if mends and (best is None or _rank(found) < _rank(best)):
+                best = found
+            # a fill that mends its span but still breaks the file further on may grow into one that does not
+            if (found.problems or not mends) and _viable(checker, found, i):
+                kept.append((toks, got, _damage(found), len(words.cut(toks)) if worded else 0))
         likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
         mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
-        beams = [(toks, got) for toks, got, _ in likeliest]
-        beams += [(toks, got) for toks, got, _ in mildest if (toks, got) not in beams][:SEARCH_MILD]
+        # the furthest along a word first: a likely token before a word's first piece is no progress
+        wording = sorted((t for t in kept if t[3]), key=lambda t: (-t[3], -sum(t[1])))
+        beams = [(toks, got) for toks, got, _, _ in likeliest]
+        beams += [(toks, got) for toks, got, _, _ in mildest if (toks, got) not in beams][:SEARCH_MILD]
+        beams += [(toks, got) for toks, got, _, _ in wording if (toks, got) not in beams][:SEARCH_WORDS]
         if not beams:
             break
     return best, passes

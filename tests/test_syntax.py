@@ -334,7 +334,7 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
     assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == ("x",)
     assert pick.score == pytest.approx(-1.0)
     assert pick.forward_passes == 2 == len(ranked.calls)  # one pass per position
-    assert set(ranked.calls) == {8}  # one batch size throughout, so the context cache is reused
+    assert set(ranked.calls) == {12}  # one batch size throughout, so the context cache is reused
     off = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
     assert off.parses is False and not off.searched and off.fills == ("",)
 
@@ -342,6 +342,8 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
 @pytest.mark.parametrize("text, before, want", [
     ("x = [1, 2\ny = 3\n", "2", "]"),  # a bracket the model ranks nowhere
     ("for a  b:\n    pass\n", "a ", "in"),  # a keyword it ranks nowhere
+    ("try:\n    go()\nexc ValueError as e:\n    pass\n", "exc", "ept"),  # a keyword cut before the hole
+    ("def f(x):\n    \n    rn x\n", "    \n    ", "retu"),  # and one cut after it
 ])
 def test_constrained_search_reaches_structure_the_model_does_not_rank(engine, text, before, want):
     from dataclasses import replace
@@ -353,7 +355,7 @@ def test_constrained_search_reaches_structure_the_model_does_not_rank(engine, te
     tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
     ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
     pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
-                  generated, "python", 1, 0, _no_resample, search_tokens=2)
+                  generated, "python", 1, 0, _no_resample, search_tokens=len(engine.tokenizer.encode(want)) + 1)
     assert pick.parses is True and pick.searched and pick.fills[0].strip() == want
 
 
