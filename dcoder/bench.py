@@ -68,7 +68,10 @@ def median_ms(fn, repeats: int) -> float:
 
 def torch_vs_ort_ms(checkpoint: Path, ort_pass, ids: np.ndarray, threads: int, repeats: int) -> tuple[float, float]:
     """Median ms of PyTorch's and onnxruntime's full pass, run alternately so that both see the
-    same load on a shared machine."""
+    same load on a shared machine. Each timed pass follows an untimed one of the same runtime:
+    right after the other one ran, the caches hold its weights and, on a 2-core machine, its
+    worker threads still spinning (OpenMP, onnxruntime's pool) take a core, which would be
+    charged to whichever pass came next."""
     import torch
 
     from dcoder.checkpoint import open_checkpoint
@@ -82,11 +85,10 @@ def torch_vs_ort_ms(checkpoint: Path, ort_pass, ids: np.ndarray, threads: int, r
         with torch.inference_mode():
             model(x)
 
-    torch_pass()
-    ort_pass()
     times = ([], [])
     for _ in range(repeats):
         for fn, out in zip((torch_pass, ort_pass), times):
+            fn()
             t = time.perf_counter()
             fn()
             out.append((time.perf_counter() - t) * 1000)
