@@ -280,7 +280,8 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
 
     Fills are decoded left to right. Each partial fill tried is also checked as a whole fill;
     of those parsing has not ruled out (a fill that mends its span but breaks the file further
-    on included), the ``SEARCH_BEAM`` likeliest, the ``SEARCH_MILD`` least damaging and the
+    on included; one ending inside a word that would run into the word after the hole is judged
+    with a blank after it), the ``SEARCH_BEAM`` likeliest, the ``SEARCH_MILD`` least damaging and the
     ``SEARCH_WORDS`` likeliest that just finished a cut word are grown further. Tokens tried
     come from the model's likeliest and, so that structure stays in reach, its likeliest
     punctuation/blanks, keywords and tokens finishing a cut word (all of them for the first
@@ -293,6 +294,8 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     classes = [np.setdiff1d(ids, banned) for ids in
                (engine.tokenizer.symbol_ids, _keyword_ids(engine, checker.doc.grammar))]
     words = _Words(engine, checker, i)
+    blank = engine.tokenizer.encode(" ")
+    space = blank[0] if len(blank) == 1 else None
     base = fix_length(cand.row, (a, b), n, engine.tokens)
     beams: list[tuple[tuple[int, ...], tuple[float, ...]]] = [((), ())]  # tokens, their log-probs
     best, passes = None, 0
@@ -325,8 +328,17 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             if mends and (best is None or _rank(found) < _rank(best)):
                 best = found
             # a fill that mends its span but still breaks the file further on may grow into one that does not
-            if (found.problems or not mends) and _viable(checker, found, i):
-                kept.append((toks, got, _damage(found), len(words.cut(toks)) if worded else 0))
+            if found.problems or not mends:
+                # a partial fill ending inside a word runs into a word after the hole (` in` + `x):`
+                # reads `inx`): judge it as the next token may leave it, a word apart
+                probe = found
+                if space is not None and words.after and words.cut(toks) and k + 2 <= b - a:
+                    spaced = fix_length(cand.row, (a, b), k + 2, engine.tokens)
+                    spaced[a:a + k + 1] = toks
+                    spaced[a + k + 1] = space
+                    probe = checker.candidate(spaced, logprobs, found.score)
+                if _viable(checker, probe, i):
+                    kept.append((toks, got, _damage(probe), len(words.cut(toks)) if worded else 0))
         likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
         mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
         # the furthest along a word first: a likely token before a word's first piece is no progress
