@@ -34,7 +34,7 @@ from dcoder import __version__
 from dcoder.checkpoint import Checkpoint, open_checkpoint
 from dcoder.config import ModelConfig
 from dcoder.errors import DcoderError
-from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file
+from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file, verify_weights
 
 OPSET = 23  # Attention and RotaryEmbedding (GQA, past keys/values) are standard ops from 23
 DTYPES = ("fp32", "fp16", "int8")
@@ -559,10 +559,14 @@ def unpack(folder: str | Path, out: str | Path) -> Path:
     if not isinstance(raw, dict):
         raise DcoderError(f"{manifest.folder} does not record its checkpoint's config: export it from the checkpoint")
     cfg = ModelConfig.from_hf_dict(raw)
+    verify_weights(manifest)  # the checkpoint handed back must be the one exported, to the bit
     tensors = _exported_tensors(onnx, manifest)
-    out, tmp = _new_folder(out)
     try:
         shards = [_outer_tensors(cfg, tensors)] + [_layer_tensors(cfg, tensors, i) for i in range(cfg.num_hidden_layers)]
+    except KeyError as exc:
+        raise DcoderError(f"{manifest.folder} lacks weight {exc.args[0]}: not a folder dcoder export wrote") from None
+    out, tmp = _new_folder(out)
+    try:
         weight_map = {}
         for k, shard in enumerate(shards):
             name = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
@@ -596,10 +600,13 @@ def _exported_tensors(onnx, manifest) -> dict[str, np.ndarray]:
             ext = {e.key: e.value for e in t.external_data}
             dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
             count = int(np.prod(t.dims, dtype=np.int64))
-            if int(ext.get("length", count * dtype.itemsize)) != count * dtype.itemsize:
-                raise DcoderError(f"weight {t.name} of {kind}.onnx has the wrong length")
-            data = files[ext["location"]]  # load_manifest checked every location is one of these
-            out[t.name] = np.frombuffer(data, dtype, count, int(ext.get("offset", 0))).reshape(tuple(t.dims))
+            try:
+                if int(ext.get("length", count * dtype.itemsize)) != count * dtype.itemsize:
+                    raise ValueError
+                data = files[ext["location"]]  # load_manifest checked every location is one of these
+                out[t.name] = np.frombuffer(data, dtype, count, int(ext.get("offset", 0))).reshape(tuple(t.dims))
+            except (KeyError, ValueError):
+                raise DcoderError(f"weight {t.name} of {kind}.onnx does not lie within the weights file") from None
     return out
 
 

@@ -182,7 +182,9 @@ def _tensors(path):
 
 def test_a_model_folder_exports_again(exported, tmp_path, capsys):
     """Another dtype from an fp32 folder, with the original checkpoint's source record; int8
-    folders hold no exact weights to start from."""
+    folders hold no exact weights to start from, nor do changed ones."""
+    from dcoder.export import unpack
+
     folder = exported("dream")
     assert main(["export", str(folder), str(tmp_path / "int8"), "--dtype", "int8"]) == 0
     before, after = (json.loads((f / "manifest.json").read_text()) for f in (folder, tmp_path / "int8"))
@@ -205,3 +207,10 @@ def test_a_model_folder_exports_again(exported, tmp_path, capsys):
     with pytest.raises(DcoderError, match="does not record its checkpoint's config"):
         export(old, tmp_path / "y")
     assert not (tmp_path / "y").exists()
+    (old / "manifest.json").write_text((folder / "manifest.json").read_text())
+    weights = bytearray((old / WEIGHTS_NAME).read_bytes())
+    weights[-1] ^= 1
+    (old / WEIGHTS_NAME).write_bytes(bytes(weights))
+    with pytest.raises(DcoderError, match="weights file weights.bin is corrupt"):
+        unpack(old, tmp_path / "z")
+    assert not (tmp_path / "z").exists()
