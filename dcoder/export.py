@@ -263,15 +263,18 @@ def linear(g: Graph, s: Shapes, x: str, weight: str, bias: str | None = None) ->
 
     Per-token scales (rather than DynamicQuantizeLinear's one scale per tensor) keep one
     large-valued token from costing every other token its precision: on the test models this
-    cuts the logit error of int8 from about 13% to about 1%.
+    cuts the logit error of int8 from about 13% to about 1%. Activations go in as uint8 around a
+    zero point of 128 (the same values): uint8 x int8 is the product onnxruntime's CPU kernels
+    make fast on AVX2; int8 x int8 made the built-in model's full pass 857 ms against 356 ms.
     """
     from onnx import TensorProto
 
     if s.dtype == "int8":
         scale = g.op("Div", g.op("ReduceMax", g.op("Abs", x), g.const([-1]), keepdims=1), g.const(127.0, np.float32))
         scale = g.op("Max", scale, g.const(1e-12, np.float32))
-        xq = g.op("Cast", g.op("Round", g.op("Div", x, scale)), to=TensorProto.INT8)
-        acc = g.op("Cast", g.op("MatMulInteger", xq, g.w(weight + ".q")), to=TensorProto.FLOAT)
+        levels = g.op("Add", g.op("Round", g.op("Div", x, scale)), g.const(128.0, np.float32))  # 1..255
+        xq = g.op("Cast", levels, to=TensorProto.UINT8)
+        acc = g.op("Cast", g.op("MatMulInteger", xq, g.w(weight + ".q"), g.const(128, np.uint8)), to=TensorProto.FLOAT)
         y = g.op("Mul", g.op("Mul", acc, scale), g.w(weight + ".scale"))
     else:
         y = g.op("MatMul", x, g.w(weight))
