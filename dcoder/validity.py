@@ -329,16 +329,17 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
                 best = found
             # a fill that mends its span but still breaks the file further on may grow into one that does not
             if found.problems or not mends:
+                cut = words.cut(toks)
                 # a partial fill ending inside a word runs into a word after the hole (` in` + `x):`
                 # reads `inx`): judge it as the next token may leave it, a word apart
                 probe = found
-                if space is not None and words.after and words.cut(toks) and k + 2 <= b - a:
+                if space is not None and words.after and cut and k + 2 <= b - a:
                     spaced = fix_length(cand.row, (a, b), k + 2, engine.tokens)
                     spaced[a:a + k + 1] = toks
                     spaced[a + k + 1] = space
                     probe = checker.candidate(spaced, logprobs, found.score)
                 if _viable(checker, probe, i):
-                    kept.append((toks, got, _damage(probe), len(words.cut(toks)) if worded else 0))
+                    kept.append((toks, got, _damage(probe), len(cut) if worded else 0))
         likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
         mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
         # the furthest along a word first: a likely token before a word's first piece is no progress
