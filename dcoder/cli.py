@@ -156,9 +156,9 @@ def add_syntax_args(p: argparse.ArgumentParser) -> None:
                    help="fills denoised in one batch; the best-scoring one that parses wins (default 1)")
     p.add_argument("--repair", type=int, default=2, metavar="N",
                    help="rounds of re-masking the broken part of a fill that does not parse (default 2)")
-    p.add_argument("--search-tokens", type=int, default=3, metavar="N",
+    p.add_argument("--search-tokens", type=int, default=4, metavar="N",
                    help="then search fills of up to N tokens for one that parses, among the model's "
-                        "likeliest tokens (default 3; 0: off)")
+                        "likeliest tokens (default 4; 0: off)")
     p.add_argument("--allow-broken", action="store_true",
                    help="with --in-place, write FILE even when the fill breaks its syntax")
 

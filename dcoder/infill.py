@@ -30,7 +30,7 @@ class InfillOptions:
     repair_rounds: int = 2
     # Longest fill (tokens) the last-resort constrained search tries for a span that still
     # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
-    search_tokens: int = 3
+    search_tokens: int = 4
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:

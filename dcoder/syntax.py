@@ -57,6 +57,9 @@ class Problem:
 
 
 _WORD = re.compile(r"[^\W\d]\w*")
+_WORD_PAIR = re.compile(r"(?=\b([^\W\d]\w*)[ \t]+([^\W\d]\w*))")  # overlapping: "a b c" -> (a b), (b c)
+_PREFIX = re.compile(r"^[A-Za-z]+")  # a string's prefix letters (f, r, b, u)
+_NEXT_LINE = re.compile(rb"[ \t\r]*\n[ \t]*")  # from a comment's end to the next line's first text
 
 
 @dataclass(frozen=True)
@@ -223,16 +226,52 @@ class Document:
         return self.offsets.char(node.start_byte), self.offsets.char(node.end_byte)
 
     def comments_past(self, start: int, end: int) -> bool:
-        """Whether a comment begins within ``start:end`` and runs on past ``end``."""
+        """Whether a comment begins within ``start:end`` and runs on past ``end`` over code.
+
+        Only a hole cut across a block of comments may be filled that way: the next line is a
+        comment too, and the comment opens its line or what it hides reads as prose: two words in
+        a row, neither a keyword (never Python code; in C-like languages a declaration reads so,
+        which only the comment on the next line lets through)."""
         if end >= len(self.text) or end <= start:
             return False
         sb, eb = self.offsets.byte(start), self.offsets.byte(end)
         node = self.tree.root_node.descendant_for_byte_range(eb - 1, eb)
         while node is not None:
             if "comment" in node.type and sb <= node.start_byte < eb < node.end_byte:
-                return True
+                return not (self._comment_at_next_line(node.end_byte)
+                            and (self._opens_line(node.start_byte) or self._prose(eb, node.end_byte)))
             node = node.parent
         return False
+
+    def _comment_at_next_line(self, byte: int) -> bool:
+        match = _NEXT_LINE.match(self.data, byte)
+        if match is None:
+            return False
+        at = match.end()
+        node = self.tree.root_node.descendant_for_byte_range(at, at + 1)
+        return node is not None and "comment" in node.type and node.start_byte == at
+
+    def _opens_line(self, byte: int) -> bool:
+        return not self.data[self.data.rfind(b"\n", 0, byte) + 1:byte].strip()
+
+    def _prose(self, start: int, end: int) -> bool:
+        text = self.data[start:end].decode("utf-8", "replace")
+        keywords = set(self.grammar.keywords)
+        return any(a not in keywords and b not in keywords for a, b in _WORD_PAIR.findall(text))
+
+    def string_delimiter(self, offset: int) -> str | None:
+        """The quotes that close the string ``offset`` lies in past its opening quotes (those
+        quotes without prefix letters such as ``f`` or ``r``); None outside a string."""
+        byte = self.offsets.byte(offset)
+        node = self.tree.root_node.descendant_for_byte_range(max(0, byte - 1), byte)
+        while node is not None:
+            if "string" in node.type and node.child_count >= 2:
+                opening = node.children[0]
+                quotes = _PREFIX.sub("", self.data[opening.start_byte:opening.end_byte].decode("utf-8", "replace"))
+                if opening.end_byte <= byte < node.end_byte and quotes and not any(c.isspace() for c in quotes):
+                    return quotes
+            node = node.parent
+        return None
 
     @property
     def has_error(self) -> bool:

@@ -170,7 +170,9 @@ def repair_row(engine: Engine, layout: Layout, checker: _Checker, cand: _Candida
 
 SEARCH_BEAM = 4  # partial fills grown further because they are the likeliest
 SEARCH_MILD = 4  # and because they leave the least of the file broken
-SEARCH_WORDS = 4  # and because their last token finishes a cut word (see _Words)
+SEARCH_WORDS = 4  # and because their last token finishes a cut word or string (see _Words)
+SEARCH_KINDS = 1  # and as the likeliest ending in a name, and in a keyword: structure the
+# model ranks low (``x if y`` before `` else``) stays in reach
 SEARCH_TOP = 16  # the model's likeliest tokens tried after each partial fill, then as many of
 # its likeliest punctuation/blank tokens and of the grammar's keywords (every one of those for the
 # first token): a weak model may rank neither a closing ``"""`` nor ``in`` among its favourites
@@ -210,10 +212,11 @@ _NAME = re.compile(r"[^\W\d]\w+")
 
 
 class _Words:
-    """Tokens that finish a word cut by the hole: text before the fill's end that ends inside a
-    word continues into one of the file's names or the grammar's keywords (``exc`` + ``ept``),
-    and a word the text after the hole starts inside is completed from before (``retu`` +
-    ``rn None``). Random spans, and cursors inside a word, cut words at both ends."""
+    """Tokens that finish something the hole cut: a word (text before the fill's end that ends
+    inside a word continues into one of the file's names or the grammar's keywords, ``exc`` +
+    ``ept``; a word the text after the hole starts inside is completed from before, ``retu`` +
+    ``rn None``) or the string the hole starts in (its closing quotes). Random spans, and cursors
+    inside a word, cut words and strings."""
 
     def __init__(self, engine: Engine, checker: _Checker, span: int):
         self.engine = engine
@@ -222,6 +225,8 @@ class _Words:
         head = _WORD_START.match(checker.text, layout.end)
         self.after = head.group() if head else ""
         self.words = sorted(set(_NAME.findall(checker.text)) | set(checker.doc.grammar.keywords))
+        closer = checker.doc.string_delimiter(layout.start)
+        self.closer = engine.tokenizer.encode(closer)[:1] if closer else []
         self.cache: dict[str, np.ndarray] = {}
 
     def cut(self, toks: tuple[int, ...]) -> str:
@@ -232,8 +237,13 @@ class _Words:
     def ids(self, toks: tuple[int, ...]) -> np.ndarray:
         cut = self.cut(toks)
         if cut not in self.cache:
-            self.cache[cut] = self._first_tokens(cut)
+            self.cache[cut] = np.union1d(self._first_tokens(cut), np.array(self.closer, dtype=np.int64))
         return self.cache[cut]
+
+    def progress(self, toks: tuple[int, ...], mends: bool) -> tuple[int, int, int]:
+        """Sort key of a partial fill whose last token finishes something (smaller is further
+        along): mending its span first, then closing the string, then the longest word."""
+        return (not mends, toks[-1:] != tuple(self.closer), -len(self.cut(toks)))
 
     def _first_tokens(self, cut: str) -> np.ndarray:
         pieces = set()
@@ -291,8 +301,9 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     a, b = layout.slots[i]
     n = min(longest, b - a)
     banned = np.array(sorted({engine.tokens.mask, *engine.tokens.stripped}))
-    classes = [np.setdiff1d(ids, banned) for ids in
-               (engine.tokenizer.symbol_ids, _keyword_ids(engine, checker.doc.grammar))]
+    keywords = _keyword_ids(engine, checker.doc.grammar)
+    classes = [np.setdiff1d(ids, banned) for ids in (engine.tokenizer.symbol_ids, keywords)]
+    kinds = [set(np.setdiff1d(engine.tokenizer.word_ids, keywords).tolist()), set(keywords.tolist())]
     words = _Words(engine, checker, i)
     blank = engine.tokenizer.encode(" ")
     space = blank[0] if len(blank) == 1 else None
@@ -305,7 +316,7 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             row = base.copy()
             row[a:a + k] = toks
             rows.append(row)
-        width = SEARCH_BEAM + SEARCH_MILD + SEARCH_WORDS
+        width = SEARCH_BEAM + SEARCH_MILD + SEARCH_WORDS + SEARCH_KINDS * len(kinds)
         batch = np.stack(rows + rows[:1] * (width - len(rows)))  # one batch size: the cache holds
         logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
         passes += 1
@@ -339,14 +350,18 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
                     spaced[a + k + 1] = space
                     probe = checker.candidate(spaced, logprobs, found.score)
                 if _viable(checker, probe, i):
-                    kept.append((toks, got, _damage(probe), len(cut) if worded else 0))
-        likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
+                    kept.append((toks, got, _damage(probe), words.progress(toks, mends) if worded else None))
+        likeliest_all = sorted(kept, key=lambda t: -sum(t[1]))
+        likeliest = likeliest_all[:SEARCH_BEAM]
         mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
-        # the furthest along a word first: a likely token before a word's first piece is no progress
-        wording = sorted((t for t in kept if t[3]), key=lambda t: (-t[3], -sum(t[1])))
+        # the furthest along first: a likely token before a word's first piece is no progress
+        wording = sorted((t for t in kept if t[3] is not None), key=lambda t: (t[3], -sum(t[1])))
         beams = [(toks, got) for toks, got, _, _ in likeliest]
         beams += [(toks, got) for toks, got, _, _ in mildest if (toks, got) not in beams][:SEARCH_MILD]
         beams += [(toks, got) for toks, got, _, _ in wording if (toks, got) not in beams][:SEARCH_WORDS]
+        for ids in kinds:
+            ending = [(toks, got) for toks, got, _, _ in likeliest_all if toks[-1] in ids]
+            beams += [b for b in ending if b not in beams][:SEARCH_KINDS]
         if not beams:
             break
     return best, passes

@@ -25,7 +25,7 @@ class Settings:
     temperature: float = 0.0
     max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
     candidates: int = 1
-    search_tokens: int = 3  # constrained search for a refine/fill that still breaks the parse; 0: off
+    search_tokens: int = 4  # constrained search for a refine/fill that still breaks the parse; 0: off
     preview: bool = True  # dcoder/preview for refine and fill
     inline_preview: bool = False  # dcoder/preview for inline completion
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay

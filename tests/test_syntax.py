@@ -334,7 +334,7 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
     assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == ("x",)
     assert pick.score == pytest.approx(-1.0)
     assert pick.forward_passes == 2 == len(ranked.calls)  # one pass per position
-    assert set(ranked.calls) == {12}  # one batch size throughout, so the context cache is reused
+    assert set(ranked.calls) == {14}  # one batch size throughout, so the context cache is reused
     off = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
     assert off.parses is False and not off.searched and off.fills == ("",)
 
@@ -362,6 +362,24 @@ def test_constrained_search_reaches_structure_the_model_does_not_rank(engine, te
     assert pick.parses is True and pick.searched and re.fullmatch(want, pick.fills[0].strip())
 
 
+def test_constrained_search_closes_the_string_the_hole_was_cut_in(engine):
+    """Cut in a docstring, the whole file after the hole is in error whatever the first token:
+    the string's closing quotes must stay in the search though the model ranks them nowhere."""
+    from dataclasses import replace
+
+    from dcoder.validity import choose
+
+    text = ('class A:\n    def f(self):\n        """Doc    if x:\n            return 1\n\n'
+            '    def g(self):\n        """Other."""\n')
+    hole = at(text, "Doc") + 3
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x", "\n")}
+    ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3, tok["\n"]: -0.4})
+    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+                  generated, "python", 1, 0, _no_resample, search_tokens=2)
+    assert pick.parses is True and pick.searched and pick.fills[0].startswith('"""')
+
+
 def test_constrained_search_never_comments_out_the_code_after_the_hole(engine):
     """``get#`` parses by hiding ``, None)``: the search must not pass that off as a fill."""
     from dataclasses import replace
@@ -378,6 +396,22 @@ def test_constrained_search_never_comments_out_the_code_after_the_hole(engine):
     pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=2)
     assert "#" not in pick.fills[0]
+
+
+def test_constrained_search_may_rejoin_a_comment_block_the_hole_cut():
+    """A hole cut across a block of comments leaves prose on its last line: a fill that opens
+    a comment there rejoins the block (the next line is a comment too) and hides no code."""
+    from dcoder import syntax
+
+    text = "def f():\n    # the value comes\n    back as is.\n    # and is cached\n    return 1\n"
+    hole = at(text, "back")
+    assert not syntax.parse(text[:hole] + "#" + text[hole:], "python").comments_past(hole, hole + 1)
+    prose = "cmd = get_ If we find none\n# we give up\nz = 1\n"  # the comment's first line cut mid-way
+    cut = at(prose, "get_") + 4
+    assert not syntax.parse(prose[:cut] + "#" + prose[cut:], "python").comments_past(cut, cut + 1)
+    code = "name = get, None)\n# a comment below\nz = 1\n"  # code before a comment stays code
+    cut = at(code, "get") + 3
+    assert syntax.parse(code[:cut] + "#" + code[cut:], "python").comments_past(cut, cut + 1)
 
 
 @pytest.mark.parametrize("text, after, liked, want", [
