@@ -310,8 +310,9 @@ def repeat_kv(g: Graph, s: Shapes, x: str) -> str:
 
 
 def attention(g: Graph, s: Shapes, i: int, x: str, cos: str, sin: str, past: tuple[str, str] | None,
-              keep: str | None) -> tuple[str, tuple[str, str] | None]:
-    """Bidirectional attention of layer i; returns its output and the keys/values to cache.
+              keep: str | None, rows: str | None = None) -> tuple[str, tuple[str, str] | None]:
+    """Bidirectional attention of layer i; returns its output (at ``rows`` only, if given: every
+    token still gives its key and value) and the keys/values to cache.
 
     One fused op per layer instead of a dozen MatMul/Softmax/Transpose nodes: each node costs a
     dispatch, which dominates a 32-token step on a small model. With a cache (``step``) it is the
@@ -325,6 +326,8 @@ def attention(g: Graph, s: Shapes, i: int, x: str, cos: str, sin: str, past: tup
     q, k, v = g.op("Split", qkv, g.const([nh * hd, nkv * hd, nkv * hd]), axis=-1, outputs=3)
     q = g.op("RotaryEmbedding", q, cos, sin, num_heads=nh)
     k = g.op("RotaryEmbedding", k, cos, sin, num_heads=nkv)
+    if rows is not None:
+        q = g.op("Gather", q, rows, axis=1)
     cached = None
     if keep is not None:
         cached = (g.op("Gather", heads(g, k, nkv, hd), keep, axis=2), g.op("Gather", heads(g, v, nkv, hd), keep, axis=2))
@@ -350,14 +353,18 @@ def transformer(g: Graph, s: Shapes, ids: str, positions: str, rows: str | None 
     x = g.op("Gather", g.w("embed"), ids, axis=0)
     cos, sin = rotary_tables(g, s, positions)
     cache = []
+    last = s.cfg.num_hidden_layers - 1
     for i in range(s.cfg.num_hidden_layers):
-        a, kv = attention(g, s, i, rms_norm(g, s, x, f"l{i}.ln1"), cos, sin, past[i] if past else None, keep)
+        # the last layer's output is read at ``rows`` only: its other queries and MLP rows are
+        # skipped (1/6 of the built-in model's encode pass)
+        only = rows if i == last else None
+        a, kv = attention(g, s, i, rms_norm(g, s, x, f"l{i}.ln1"), cos, sin, past[i] if past else None, keep, only)
+        if only is not None:
+            x = g.op("Gather", x, only, axis=1)
         x = g.op("Add", x, a)
         x = g.op("Add", x, mlp(g, s, i, rms_norm(g, s, x, f"l{i}.ln2")))
         cache.append(kv)
     x = rms_norm(g, s, x, "norm")
-    if rows is not None:
-        x = g.op("Gather", x, rows, axis=1)
     logits = linear(g, s, x, "lm_head")
     if s.dtype == "fp16":
         logits = g.op("Cast", logits, to=TensorProto.FLOAT)
