@@ -15,7 +15,6 @@ MASK_NAMES = ("<|mask|>", "<mask>", "[MASK]")
 SPAN_PAD_NAMES = ("<|dlm_pad|>", "<|pad|>", "<pad>")
 EOS_NAMES = ("<|endoftext|>", "</s>", "<|end_of_text|>")
 _SYMBOL = re.compile(r"(?:[^\w\s\x00-\x1f\x7f\ufffd]|[ \t\r\n])+")  # punctuation and blanks
-_WORD = re.compile(r" ?[^\W\d]\w*")
 
 
 class Tokenizer:
@@ -41,19 +40,11 @@ class Tokenizer:
         return self._tok.decode(list(ids), skip_special_tokens=False)
 
     @cached_property
-    def _texts(self) -> list[str]:
-        return self._tok.decode_batch([[i] for i in range(self.vocab_size)], skip_special_tokens=True)
-
-    @cached_property
     def symbol_ids(self) -> np.ndarray:
         """Tokens made only of punctuation and blanks (brackets, colons, quotes, a line break with
         its indentation): the structure a fill may need when the model prefers words."""
-        return np.array([i for i, t in enumerate(self._texts) if _SYMBOL.fullmatch(t)], dtype=np.int64)
-
-    @cached_property
-    def word_ids(self) -> np.ndarray:
-        """Tokens that are one whole word, a space before it or not (`` self``, ``x``)."""
-        return np.array([i for i, t in enumerate(self._texts) if _WORD.fullmatch(t)], dtype=np.int64)
+        texts = self._tok.decode_batch([[i] for i in range(self.vocab_size)], skip_special_tokens=True)
+        return np.array([i for i, t in enumerate(texts) if _SYMBOL.fullmatch(t)], dtype=np.int64)
 
     def token_id(self, name: str) -> int | None:
         return self._tok.token_to_id(name)

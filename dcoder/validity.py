@@ -171,8 +171,6 @@ def repair_row(engine: Engine, layout: Layout, checker: _Checker, cand: _Candida
 SEARCH_BEAM = 4  # partial fills grown further because they are the likeliest
 SEARCH_MILD = 4  # and because they leave the least of the file broken
 SEARCH_WORDS = 4  # and because their last token finishes a cut word or string (see _Words)
-SEARCH_KINDS = 1  # and as the likeliest ending in a name, and in a keyword: structure the
-# model ranks low (``x if y`` before `` else``) stays in reach
 SEARCH_TOP = 16  # the model's likeliest tokens tried after each partial fill, then as many of
 # its likeliest punctuation/blank tokens and of the grammar's keywords (every one of those for the
 # first token): a weak model may rank neither a closing ``"""`` nor ``in`` among its favourites
@@ -301,9 +299,8 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     a, b = layout.slots[i]
     n = min(longest, b - a)
     banned = np.array(sorted({engine.tokens.mask, *engine.tokens.stripped}))
-    keywords = _keyword_ids(engine, checker.doc.grammar)
-    classes = [np.setdiff1d(ids, banned) for ids in (engine.tokenizer.symbol_ids, keywords)]
-    kinds = [set(np.setdiff1d(engine.tokenizer.word_ids, keywords).tolist()), set(keywords.tolist())]
+    classes = [np.setdiff1d(ids, banned) for ids in
+               (engine.tokenizer.symbol_ids, _keyword_ids(engine, checker.doc.grammar))]
     words = _Words(engine, checker, i)
     blank = engine.tokenizer.encode(" ")
     space = blank[0] if len(blank) == 1 else None
@@ -316,7 +313,7 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             row = base.copy()
             row[a:a + k] = toks
             rows.append(row)
-        width = SEARCH_BEAM + SEARCH_MILD + SEARCH_WORDS + SEARCH_KINDS * len(kinds)
+        width = SEARCH_BEAM + SEARCH_MILD + SEARCH_WORDS
         batch = np.stack(rows + rows[:1] * (width - len(rows)))  # one batch size: the cache holds
         logp = engine.backend.predict(batch, a, b, 1, np.array([k]))[:len(rows), 0]
         passes += 1
@@ -351,17 +348,13 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
                     probe = checker.candidate(spaced, logprobs, found.score)
                 if _viable(checker, probe, i):
                     kept.append((toks, got, _damage(probe), words.progress(toks, mends) if worded else None))
-        likeliest_all = sorted(kept, key=lambda t: -sum(t[1]))
-        likeliest = likeliest_all[:SEARCH_BEAM]
+        likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
         mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
         # the furthest along first: a likely token before a word's first piece is no progress
         wording = sorted((t for t in kept if t[3] is not None), key=lambda t: (t[3], -sum(t[1])))
         beams = [(toks, got) for toks, got, _, _ in likeliest]
         beams += [(toks, got) for toks, got, _, _ in mildest if (toks, got) not in beams][:SEARCH_MILD]
         beams += [(toks, got) for toks, got, _, _ in wording if (toks, got) not in beams][:SEARCH_WORDS]
-        for ids in kinds:
-            ending = [(toks, got) for toks, got, _, _ in likeliest_all if toks[-1] in ids]
-            beams += [b for b in ending if b not in beams][:SEARCH_KINDS]
         if not beams:
             break
     return best, passes
