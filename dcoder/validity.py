@@ -366,6 +366,9 @@ def constrained(engine: Engine, layout: Layout, checker: _Checker, cand: _Candid
 
     Only a hole or a selection of at most ``longest`` tokens is searched: a short fill standing in
     for a longer selection (a function body rewritten as ``x``) would parse but lose the code.
+    A span is searched with one token fewer first, and whole only if that leaves it broken: the
+    model sees as many mask tokens as the search may fill, so the shorter search is no part of
+    the longer one (each finds fills the other misses), and it is cheaper.
     """
     passes = 0
     for _ in layout.slots:
@@ -373,8 +376,14 @@ def constrained(engine: Engine, layout: Layout, checker: _Checker, cand: _Candid
         span = layout.spans[i]
         if len(engine.tokenizer.encode(checker.text[span.start:span.end])) > longest:
             return None, passes
-        found, spent = search(engine, layout, checker, cand, i, longest)
-        passes += spent
+        found = None
+        for depth in sorted({max(1, longest - 1), longest}):
+            got, spent = search(engine, layout, checker, cand, i, depth)
+            passes += spent
+            if got is not None and (found is None or _rank(got) < _rank(found)):
+                found = got
+            if found is not None and not found.problems:
+                break
         if found is None or not found.problems:
             return found, passes
         cand = found

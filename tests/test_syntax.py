@@ -333,7 +333,7 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
                   search_tokens=2)
     assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == ("x",)
     assert pick.score == pytest.approx(-1.0)
-    assert pick.forward_passes == 2 == len(ranked.calls)  # one pass per position
+    assert pick.forward_passes == 1 == len(ranked.calls)  # the 1-token search runs first: one pass per position
     assert set(ranked.calls) == {12}  # one batch size throughout, so the context cache is reused
     off = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
     assert off.parses is False and not off.searched and off.fills == ("",)
