@@ -59,6 +59,7 @@ class Problem:
 _WORD = re.compile(r"[^\W\d]\w*")
 _WORD_PAIR = re.compile(r"(?=\b([^\W\d]\w*)[ \t]+([^\W\d]\w*))")  # overlapping: "a b c" -> (a b), (b c)
 _PREFIX = re.compile(r"^[A-Za-z]+")  # a string's prefix letters (f, r, b, u)
+_QUOTES = re.compile(r"[\"'`]+")
 _NEXT_LINE = re.compile(rb"[ \t\r]*\n[ \t]*")  # from a comment's end to the next line's first text
 
 
@@ -261,14 +262,18 @@ class Document:
 
     def string_delimiter(self, offset: int) -> str | None:
         """The quotes that close the string ``offset`` lies in past its opening quotes (those
-        quotes without prefix letters such as ``f`` or ``r``); None outside a string."""
+        quotes without prefix letters such as ``f`` or ``r``); None outside a string. A string
+        node here is one whose first and last children are its quotes (an escape sequence
+        inside its content is no delimiter)."""
         byte = self.offsets.byte(offset)
         node = self.tree.root_node.descendant_for_byte_range(max(0, byte - 1), byte)
         while node is not None:
             if "string" in node.type and node.child_count >= 2:
                 opening = node.children[0]
+                closing = node.children[-1]
                 quotes = _PREFIX.sub("", self.data[opening.start_byte:opening.end_byte].decode("utf-8", "replace"))
-                if opening.end_byte <= byte < node.end_byte and quotes and not any(c.isspace() for c in quotes):
+                if (opening.end_byte <= byte <= closing.start_byte and _QUOTES.fullmatch(quotes)
+                        and self.data[closing.start_byte:closing.end_byte] == quotes.encode()):
                     return quotes
             node = node.parent
         return None

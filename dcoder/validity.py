@@ -238,7 +238,7 @@ class _Words:
             self.cache[cut] = np.union1d(self._first_tokens(cut), np.array(self.closer, dtype=np.int64))
         return self.cache[cut]
 
-    def progress(self, toks: tuple[int, ...], mends: bool) -> tuple[int, int, int]:
+    def progress(self, toks: tuple[int, ...], mends: bool) -> tuple[bool, bool, int]:
         """Sort key of a partial fill whose last token finishes something (smaller is further
         along): mending its span first, then closing the string, then the longest word."""
         return (not mends, toks[-1:] != tuple(self.closer), -len(self.cut(toks)))

@@ -362,6 +362,20 @@ def test_constrained_search_reaches_structure_the_model_does_not_rank(engine, te
     assert pick.parses is True and pick.searched and re.fullmatch(want, pick.fills[0].strip())
 
 
+@pytest.mark.parametrize("text, offset, want", [
+    ('x = f"""ab cd"""\n', 10, '"""'),  # prefix letters are not part of the closing quotes
+    ("x = r'a'\n", 7, "'"),  # just before the closing quote is still inside
+    ('x = "\\n\\t"\n', 7, '"'),  # escape sequences are no delimiters
+    ('x = "a"\n', 4, None),  # before the string
+    ('x = "a"\n', 7, None),  # after it
+    ("x = 1\n", 3, None),
+])
+def test_string_delimiter(text, offset, want):
+    from dcoder import syntax
+
+    assert syntax.parse(text, "python").string_delimiter(offset) == want
+
+
 def test_constrained_search_closes_the_string_the_hole_was_cut_in(engine):
     """Cut in a docstring, the whole file after the hole is in error whatever the first token:
     the string's closing quotes must stay in the search though the model ranks them nowhere."""
