@@ -52,7 +52,7 @@ class _Candidate:
     fills: tuple[str, ...]  # fitted to the document (line endings, indentation)
     problems: tuple[syntax.Problem, ...]  # introduced by the fills: these make it invalid
     remaining: tuple[syntax.Problem, ...]  # every problem of the file after the fills
-    hides: bool  # a fill opens a comment that swallows text after it
+    hides: bool  # a fill opens a comment that swallows code after it (see Document.comments_past)
 
     @property
     def left(self) -> int:
@@ -238,10 +238,11 @@ class _Words:
             self.cache[cut] = np.union1d(self._first_tokens(cut), np.array(self.closer, dtype=np.int64))
         return self.cache[cut]
 
-    def progress(self, toks: tuple[int, ...], mends: bool) -> tuple[bool, bool, int]:
+    def progress(self, toks: tuple[int, ...], cut: str, mends: bool) -> tuple[bool, bool, int]:
         """Sort key of a partial fill whose last token finishes something (smaller is further
-        along): mending its span first, then closing the string, then the longest word."""
-        return (not mends, toks[-1:] != tuple(self.closer), -len(self.cut(toks)))
+        along; ``cut`` is ``self.cut(toks)``): mending its span first, then closing the string,
+        then the longest word."""
+        return (not mends, toks[-1:] != tuple(self.closer), -len(cut))
 
     def _first_tokens(self, cut: str) -> np.ndarray:
         pieces = set()
@@ -290,10 +291,11 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
     of those parsing has not ruled out (a fill that mends its span but breaks the file further
     on included; one ending inside a word that would run into the word after the hole is judged
     with a blank after it), the ``SEARCH_BEAM`` likeliest, the ``SEARCH_MILD`` least damaging and the
-    ``SEARCH_WORDS`` likeliest that just finished a cut word are grown further. Tokens tried
-    come from the model's likeliest and, so that structure stays in reach, its likeliest
-    punctuation/blanks, keywords and tokens finishing a cut word (all of them for the first
-    token). A fill that turns the text after it into a comment never counts. Fills of every
+    ``SEARCH_WORDS`` furthest along among those whose last token finished a cut word or string
+    (``_Words.progress``) are grown further. Tokens tried come from the model's likeliest and, so
+    that structure stays in reach, its likeliest punctuation/blanks, keywords and tokens finishing
+    a cut word or string (all of them for the first token). A fill that turns code after it into a
+    comment never counts (a comment block the hole cut may be rejoined). Fills of every
     length compete by ``_rank`` (errors added, text left in error, mean log-probability).
     """
     a, b = layout.slots[i]
@@ -347,7 +349,7 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
                     spaced[a + k + 1] = space
                     probe = checker.candidate(spaced, logprobs, found.score)
                 if _viable(checker, probe, i):
-                    kept.append((toks, got, _damage(probe), words.progress(toks, mends) if worded else None))
+                    kept.append((toks, got, _damage(probe), words.progress(toks, cut, mends) if worded else None))
         likeliest = sorted(kept, key=lambda t: -sum(t[1]))[:SEARCH_BEAM]
         mildest = sorted(kept, key=lambda t: (t[2], -sum(t[1])))
         # the furthest along first: a likely token before a word's first piece is no progress
