@@ -1,10 +1,13 @@
 """``dcoder bench``: speed of an exported model, measured in one run, as one JSON object.
 
 Figures are medians over ``repeats`` timed runs after one warm-up run:
-- ``full_pass_ms``: the ``full`` graph over context + span tokens (2,048 + 32 by default);
+- ``full_pass_ms``: the ``full`` graph over context + span tokens (2,048 + 32 by default), and
+  ``full_pass_gflop``, the work of its matrix products;
 - ``cached_step_ms``: one ``step`` pass over the span against the cached context;
 - ``ort_vs_torch``: PyTorch eager time / onnxruntime time for the same full pass, the two run
   alternately (needs torch; the source checkpoint, or an fp32/fp16 folder to unpack it from);
+  for fp32 on the CPU, with an sgemm in the rotation: ``sgemm_gflops_per_s``, each full pass's
+  rate, and ``ort_vs_torch_bound``, the ratio at that sgemm rate with nothing else to do;
 - ``infill_latency_ms_p50`` / ``_p95``: a 32-token infill in a real Python file of about
   2,000 tokens, end to end (text in, edits out), with threshold decoding;
 - ``tokens_per_forward`` and ``tokens_per_second`` of that infill.
@@ -66,12 +69,22 @@ def median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def torch_vs_ort_ms(checkpoint: Path, ort_pass, ids: np.ndarray, threads: int, repeats: int) -> tuple[float, float]:
-    """Median ms of PyTorch's and onnxruntime's full pass, run alternately so that both see the
-    same load on a shared machine. Each timed pass follows an untimed one of the same runtime:
-    right after the other one ran, the caches hold its weights and, on a 2-core machine, its
-    worker threads still spinning (OpenMP, onnxruntime's pool) take a core, which would be
-    charged to whichever pass came next."""
+def alternate_ms(passes: dict, repeats: int) -> dict:
+    """Median ms of each of ``passes``, run in turn so that all see the same load on a shared
+    machine. Each timed pass follows an untimed one of the same kind: right after another one
+    ran, the caches hold its data and, on a 2-core machine, its worker threads still spinning
+    (OpenMP, onnxruntime's pool) take a core, which would be charged to whichever came next."""
+    times = {name: [] for name in passes}
+    for _ in range(repeats):
+        for name, fn in passes.items():
+            fn()
+            t = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t) * 1000)
+    return {name: statistics.median(ms) for name, ms in times.items()}
+
+
+def torch_full_pass(checkpoint: Path, ids: np.ndarray, threads: int):
     import torch
 
     from dcoder.checkpoint import open_checkpoint
@@ -81,23 +94,58 @@ def torch_vs_ort_ms(checkpoint: Path, ort_pass, ids: np.ndarray, threads: int, r
     model = load_model(open_checkpoint(checkpoint))
     x = torch.from_numpy(ids)
 
-    def torch_pass():
+    def run():
         with torch.inference_mode():
             model(x)
 
-    times = ([], [])
-    for _ in range(repeats):
-        for fn, out in zip((torch_pass, ort_pass), times):
-            fn()
-            t = time.perf_counter()
-            fn()
-            out.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times[0]), statistics.median(times[1])
+    return run
 
 
-def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads: int, repeats: int) -> dict:
+def full_pass_gflop(cfg: ModelConfig, tokens: int) -> float:
+    """GFLOP (2 per multiply-add) of the matrix products of one full pass over ``tokens`` tokens:
+    projections, MLP, LM head, and attention's two products for every query head."""
+    h, hd, nh, nkv = cfg.hidden_size, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+    layer = h * (nh + 2 * nkv) * hd + nh * hd * h + 3 * h * cfg.intermediate_size
+    per_token = cfg.num_hidden_layers * layer + h * cfg.vocab_size
+    attention = cfg.num_hidden_layers * nh * 2 * tokens * tokens * hd
+    return 2 * (tokens * per_token + attention) / 1e9
+
+
+def sgemm_pass(backend, n: int = 2048):
+    """A callable running one float32 (n, n) x (n, n) MatMul on onnxruntime's CPU provider with
+    the backend's session options, and its GFLOP; None where that is no ceiling for the model
+    (another provider or dtype) or onnx is not installed. The output is bound once: a fresh
+    16 MB array per run would time page faults, which the model's memory arena does not pay."""
+    if backend.kind != "cpu" or backend.manifest.dtype != "fp32":
+        return None
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError:
+        return None
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "sgemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [n, n])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [n, n])],
+        initializer=[numpy_helper.from_array(rng.standard_normal((n, n), dtype=np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    ort = backend.ort
+    sess = ort.InferenceSession(model.SerializeToString(), backend.session_options(), providers=["CPUExecutionProvider"])
+    binding = sess.io_binding()
+    binding.bind_cpu_input("x", rng.standard_normal((n, n), dtype=np.float32))
+    binding.bind_ortvalue_output("y", ort.OrtValue.ortvalue_from_numpy(np.empty((n, n), dtype=np.float32)))
+    return (lambda: sess.run_with_iobinding(binding)), 2 * n ** 3 / 1e9
+
+
+def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads: int, repeats: int,
+                     gflop: float) -> dict:
     """``ort_vs_torch``, with PyTorch running the source checkpoint or, when that is not at hand
-    (the built-in model ships without it), the checkpoint unpacked from the model folder."""
+    (the built-in model ships without it), the checkpoint unpacked from the model folder.
+
+    On the CPU an fp32 MatMul runs in the same rotation: its rate is this machine's sgemm
+    ceiling under the current load, and ``ort_vs_torch_bound`` the ratio onnxruntime would reach
+    if its full pass ran every matrix product at that rate and nothing else."""
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -111,9 +159,19 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
             if backend.manifest.dtype not in ("fp32", "fp16"):
                 return {"ort_vs_torch": None, "ort_vs_torch_note": f"source checkpoint {source} not found (give --checkpoint)"}
             source, label = unpack(backend.manifest.folder, Path(work) / "checkpoint"), "unpacked from the model folder"
-        torch_ms, ort_ms = torch_vs_ort_ms(source, lambda: backend.full(ids), ids, threads, repeats)
-    return {"torch_checkpoint": label, "torch_full_pass_ms": torch_ms, "ort_full_pass_ms_alternating": ort_ms,
-            "ort_vs_torch": torch_ms / ort_ms}
+        passes = {"torch": torch_full_pass(source, ids, threads), "ort": lambda: backend.full(ids)}
+        sgemm = sgemm_pass(backend)
+        if sgemm:
+            passes["sgemm"] = sgemm[0]
+        ms = alternate_ms(passes, repeats)
+    out = {"torch_checkpoint": label, "torch_full_pass_ms": ms["torch"], "ort_full_pass_ms_alternating": ms["ort"],
+           "ort_vs_torch": ms["torch"] / ms["ort"]}
+    if sgemm:
+        rate = sgemm[1] / ms["sgemm"] * 1000
+        out.update({"sgemm_gflops_per_s": rate, "ort_full_pass_gflops_per_s": gflop / ms["ort"] * 1000,
+                    "torch_full_pass_gflops_per_s": gflop / ms["torch"] * 1000,
+                    "ort_vs_torch_bound": ms["torch"] / (gflop / rate * 1000)})
+    return out
 
 
 def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span: int = 32, repeats: int = 5,
@@ -133,13 +191,14 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
            "threads": threads, "context_tokens": context, "span_tokens": span, "repeats": repeats}
 
     out["full_pass_ms"] = median_ms(lambda: backend.full(ids), repeats)
+    out["full_pass_gflop"] = full_pass_gflop(ModelConfig.from_hf_dict(backend.manifest.raw["config"]), ids.shape[1])
     backend.predict(ids, lo, lo + span, 0)
     step = iter(range(1, 1 << 30))
     out["cached_step_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, next(step)), repeats)
     out["encode_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, 0), repeats)
     out["cached_step_speedup"] = out["full_pass_ms"] / out["cached_step_ms"]
 
-    out.update(torch_comparison(backend, checkpoint, ids, threads, repeats))
+    out.update(torch_comparison(backend, checkpoint, ids, threads, repeats, out["full_pass_gflop"]))
 
     # infill: cursor at the start of a line in the middle of the file
     cursor = text.index("\n", len(text) // 2) + 1

@@ -175,7 +175,7 @@ class OnnxBackend:
     def device(self) -> str:
         return "cpu" if self.kind == "cpu" else "cuda"
 
-    def _session_options(self):
+    def session_options(self):
         ort = self.ort
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -208,7 +208,7 @@ class OnnxBackend:
                 self.ort.set_default_logger_severity(QUIET)  # a failing CUDA provider logs errors we report ourselves
             try:
                 names, opts = zip(*self._providers(kind))
-                sess = self.ort.InferenceSession(path, self._session_options(), providers=list(names),
+                sess = self.ort.InferenceSession(path, self.session_options(), providers=list(names),
                                                  provider_options=list(opts))
             except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
                 raise DcoderError(f"onnxruntime cannot load {Path(path).name}: {str(exc).splitlines()[0][:200]}") from None

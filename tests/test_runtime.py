@@ -214,4 +214,28 @@ def test_bench_compares_with_torch_without_the_source_checkpoint(exported, tmp_p
     figures = json.loads((tmp_path / "b.json").read_text())
     assert figures["torch_checkpoint"] == "unpacked from the model folder"
     assert figures["ort_vs_torch"] > 0 and figures["torch_full_pass_ms"] > 0
+    # an fp32 model on the CPU: the sgemm ceiling ran in the same rotation
+    assert figures["sgemm_gflops_per_s"] > 0 and figures["ort_vs_torch_bound"] > 0
+    assert figures["full_pass_gflop"] == pytest.approx(figures["ort_full_pass_gflops_per_s"] * figures["ort_full_pass_ms_alternating"] / 1000)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "m"]
+
+
+def test_full_pass_gflop_counts_every_matrix_product(monkeypatch):
+    """The count against PyTorch's own, with attention written out so that its products count too."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    import dcoder.model
+    from dcoder.bench import full_pass_gflop
+    from dcoder.config import ModelConfig
+
+    def math_attention(q, k, v, is_causal=False):
+        weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+        return weights @ v
+
+    monkeypatch.setattr(dcoder.model.F, "scaled_dot_product_attention", math_attention)
+    cfg = ModelConfig(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2)
+    model = dcoder.model.DiffusionLM(cfg).eval()
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(torch.randint(0, 300, (1, 50)))
+    assert full_pass_gflop(cfg, 50) * 1e9 == pytest.approx(counter.get_total_flops())
