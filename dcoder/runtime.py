@@ -88,6 +88,15 @@ def preload_cuda(ort) -> None:
             pass  # then the CUDA provider fails to load, and that is detected below
 
 
+def cuda_libraries(ort) -> str:
+    """What the CUDA provider of this onnxruntime build needs: the error's hint when it does not load."""
+    info = getattr(ort.capi, "build_and_package_info", None)
+    version = getattr(info, "cuda_version", None)
+    cuda = f"CUDA {version}" if version else "CUDA"
+    return (f"this onnxruntime was built for {cuda} and cuDNN 9: pip install 'dcoder-diffusion[cuda]' "
+            "installs them, and the NVIDIA driver must support that CUDA version")
+
+
 def resolve_provider(ort, requested: str) -> str:
     """cpu, cuda or tensorrt: what to try given what is installed; explicit requests must be met."""
     if requested == "cpu":
@@ -218,8 +227,7 @@ class OnnxBackend:
                 break
             # the GPU provider did not load (e.g. CUDA or cuDNN libraries missing)
             if self.options.provider != "auto":
-                raise DcoderError(f"provider {self.kind} failed to load in onnxruntime "
-                                  "(are the CUDA 12 and cuDNN 9 libraries installed?)")
+                raise DcoderError(f"provider {self.kind} failed to load in onnxruntime ({cuda_libraries(self.ort)})")
             self.kind = "cpu"
             self.sessions.clear()
             self.cache = None

@@ -4,6 +4,7 @@ and its refresh policy, provider choice on a machine without a GPU, manifest che
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -141,6 +142,26 @@ def test_auto_provider_is_cpu_without_a_gpu_and_cuda_is_refused(exported):
         load_exported(exported("dream"), RuntimeOptions(provider="cuda"))
     with pytest.raises(DcoderError, match="unknown provider"):
         RuntimeOptions(provider="rocm")
+
+
+@pytest.mark.skipif(not NO_GPU, reason="fakes a driver on a machine without one")
+def test_a_cuda_provider_that_does_not_load_falls_back_quietly_or_says_what_to_install(exported, monkeypatch, capfd):
+    """With a driver but no CUDA libraries, onnxruntime-gpu's CUDA provider fails to load: auto runs
+    on the CPU without a word, an explicit request gets one line naming what to install."""
+    import onnxruntime as ort
+
+    import dcoder.runtime
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("this onnxruntime has no CUDA provider")
+    monkeypatch.setattr(dcoder.runtime, "nvidia_driver_present", lambda: True)
+    assert load_exported(exported("dream")).backend.provider == "CPUExecutionProvider"
+    version = ort.capi.build_and_package_info.cuda_version
+    with pytest.raises(DcoderError, match=rf"provider cuda failed to load .*CUDA {re.escape(version)} .*dcoder-diffusion\[cuda\]") as err:
+        load_exported(exported("dream"), RuntimeOptions(provider="cuda"))
+    assert "\n" not in str(err.value)
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
 
 
 def test_runtime_path_imports_no_torch_and_prints_no_provider_noise(exported, tmp_path):
