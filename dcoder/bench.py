@@ -9,7 +9,9 @@ Figures are medians over ``repeats`` timed runs after one warm-up run:
   for fp32 on the CPU, with an sgemm in the rotation: ``sgemm_gflops_per_s``, each full pass's
   rate, and ``ort_vs_torch_bound``, the ratio at that sgemm rate with nothing else to do;
 - ``infill_latency_ms_p50`` / ``_p95``: a 32-token infill in a real Python file of about
-  2,000 tokens, end to end (text in, edits out), with threshold decoding;
+  2,000 tokens, end to end (text in, edits out), with threshold decoding (or, with ``steps``, a
+  fixed schedule: a random checkpoint is never confident enough to reveal more than one token a
+  pass, a trained model at a low threshold is);
 - ``tokens_per_forward`` and ``tokens_per_second`` of that infill.
 
 ``--synthetic SHAPE`` makes a random checkpoint of a known model's shape and exports it first;
@@ -175,7 +177,8 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
 
 
 def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span: int = 32, repeats: int = 5,
-          threshold: float = 0.9, cache_refresh: int = 0, provider: str = "auto", threads: int | None = None) -> dict:
+          threshold: float = 0.9, cache_refresh: int = 0, provider: str = "auto", threads: int | None = None,
+          steps: int | None = None) -> dict:
     from dcoder.infill import InfillOptions, infill
     from dcoder.runtime import RuntimeOptions, default_threads, load_exported
 
@@ -202,7 +205,8 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
 
     # infill: cursor at the start of a line in the middle of the file
     cursor = text.index("\n", len(text) // 2) + 1
-    options = InfillOptions(sampler=SamplerConfig(threshold=threshold), exact_length=span, max_context=context + span)
+    sampler = SamplerConfig(threshold=threshold) if steps is None else SamplerConfig(steps=steps)
+    options = InfillOptions(sampler=sampler, exact_length=span, max_context=context + span)
     latencies, passes = [], []
     infill(engine, text, [(cursor, cursor)], options)
     for _ in range(repeats):
@@ -210,7 +214,8 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
         result = infill(engine, text, [(cursor, cursor)], options)
         latencies.append((time.perf_counter() - t) * 1000)
         passes.append(result.forward_passes)
-    out["threshold"] = threshold
+    out["threshold"] = sampler.threshold
+    out["steps"] = steps
     out["cache_refresh"] = cache_refresh
     out["infill_context_tokens"] = min(engine.max_context, context + span)
     out["infill_latency_ms_p50"] = float(np.percentile(latencies, 50))
@@ -280,4 +285,4 @@ def run(args) -> dict:
         if not (model / "manifest.json").exists():
             raise DcoderError(f"{model} is not an exported model folder (make one with `dcoder export`)")
     return bench(model, checkpoint, args.context, args.span, args.repeats, args.threshold, args.cache_refresh,
-                 args.provider, args.threads)
+                 args.provider, args.threads, args.steps)

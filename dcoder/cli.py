@@ -507,6 +507,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--cache-refresh", type=int, default=0, metavar="K",
                    help="re-encode the context every K forward passes (default 0: once per run)")
     p.add_argument("--threshold", type=float, default=0.9, metavar="X", help="infill decoding threshold (default 0.9)")
+    p.add_argument("--steps", type=int, metavar="N", help="decode the infill in N steps (a fixed schedule) "
+                   "instead of by threshold")
     p.add_argument("--context", type=int, default=2048, metavar="N", help="context tokens (default 2048)")
     p.add_argument("--span", type=int, default=32, metavar="N", help="span tokens (default 32)")
     p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per figure (default 5)")

@@ -241,6 +241,19 @@ def test_bench_compares_with_torch_without_the_source_checkpoint(exported, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "m"]
 
 
+def test_bench_decodes_on_a_fixed_schedule_when_given_steps(exported, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "bench", "--model", str(exported("dream")), "--repeats", "1",
+                           "--context", "64", "--span", "8", "--steps", "2", "--json", str(tmp_path / "b.json")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads((tmp_path / "b.json").read_text())
+    assert figures["steps"] == 2 and figures["threshold"] is None
+    assert figures["tokens_per_forward"] == 4.0
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "bench", "--model", str(exported("dream")), "--steps", "0"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and proc.stderr.strip() == "dcoder: error: --steps must be at least 1"
+
+
 def test_full_pass_gflop_counts_every_matrix_product(monkeypatch):
     """The count against PyTorch's own, with attention written out so that its products count too."""
     from torch.utils.flop_counter import FlopCounterMode
