@@ -241,7 +241,7 @@ def step_printer(enabled: bool):
     return show
 
 
-def emit(args, text: str, result) -> None:
+def emit(args, text: str, result, model: str) -> None:
     if args.in_place:
         write_atomically(args.file, result.text)
         sys.stderr.write(f"dcoder: wrote {args.file} ({len(result.edits)} edit(s), {result.forward_passes} forward passes)\n")
@@ -255,7 +255,7 @@ def emit(args, text: str, result) -> None:
             "start": position_of(starts, e.start), "end": position_of(starts, e.end),
             "start_offset": e.start, "end_offset": e.end, "text": e.text,
         } for e in result.edits]
-        json.dump({"file": args.file, "edits": edits, "forward_passes": result.forward_passes,
+        json.dump({"file": args.file, "model": model, "edits": edits, "forward_passes": result.forward_passes,
                    "steps": result.steps, "generated_tokens": result.generated_tokens,
                    "score": result.score, "parses": result.parses, "repairs": result.repairs,
                    "searched": result.searched},
@@ -292,7 +292,7 @@ def cmd_infill(args) -> int:
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = infill(engine, text, ranges, options, step_printer(args.show_steps))
     check_parse(args, result, language)
-    emit(args, text, result)
+    emit(args, text, result, engine.description)
     return 0
 
 
@@ -306,7 +306,7 @@ def cmd_refine(args) -> int:
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = refine(engine, text, span, options, args.min_confidence, step_printer(args.show_steps))
     check_parse(args, result, language)
-    emit(args, text, result)
+    emit(args, text, result, engine.description)
     return 0
 
 

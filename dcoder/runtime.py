@@ -149,6 +149,17 @@ def tensorrt_options(manifest: Manifest, kind: str, options: RuntimeOptions) -> 
     return opts
 
 
+@contextlib.contextmanager
+def ort_failures(graph: str):
+    """onnxruntime's errors while binding or running ``graph`` as one line (its exception types
+    are its own, and a failed pass must end the request, not the editor's server)."""
+    try:
+        yield
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DcoderError(f"onnxruntime failed running {graph}.onnx: {first[:200]}") from None
+
+
 @dataclass
 class ContextCache:
     key: tuple[int, int, int, int]  # batch, length, span start, span end
@@ -172,8 +183,15 @@ class OnnxBackend:
             preload_cuda(self.ort)
         self.sessions: dict = {}
         self.cache: ContextCache | None = None
-        self.session("encode")
-        self.session("step")
+        self.fallback: str | None = None  # why a GPU provider that loaded was given up for the CPU
+        try:
+            self.check()
+        except DcoderError as exc:
+            if self.kind == "cpu" or self.options.provider != "auto":
+                raise
+            self.fallback = f"{self.provider} could not run the model ({exc})"
+            self._use_cpu()
+            self.check()
 
     @property
     def provider(self) -> str:
@@ -183,6 +201,22 @@ class OnnxBackend:
     @property
     def device(self) -> str:
         return "cpu" if self.kind == "cpu" else "cuda"
+
+    def check(self) -> None:
+        """Open ``encode`` and ``step`` and run a few tokens through both. A provider may load and
+        still lack a kernel for a node (onnxruntime's CUDA Attention runs grouped-query attention
+        with past keys/values only in fp16/bf16, on recent GPUs): that shows now, not mid-edit."""
+        ids = np.full((1, 8), self.manifest.tokens.mask, dtype=np.int64)
+        try:
+            self.encode(ids, np.arange(2, 6), (2, 6), np.concatenate([ids[:, :2], ids[:, 6:]], axis=1))
+            self.step(ids, 2, 6, np.arange(4))
+        finally:
+            self.cache = None
+
+    def _use_cpu(self) -> None:
+        self.kind = "cpu"
+        self.sessions.clear()
+        self.cache = None
 
     def session_options(self):
         ort = self.ort
@@ -228,9 +262,7 @@ class OnnxBackend:
             # the GPU provider did not load (e.g. CUDA or cuDNN libraries missing)
             if self.options.provider != "auto":
                 raise DcoderError(f"provider {self.kind} failed to load in onnxruntime ({cuda_libraries(self.ort)})")
-            self.kind = "cpu"
-            self.sessions.clear()
-            self.cache = None
+            self._use_cpu()
         self.sessions[kind] = sess
         return sess
 
@@ -240,7 +272,9 @@ class OnnxBackend:
         """Logits for every position of ``ids`` (B, T), with the ``full`` graph."""
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(ids.shape[1]), ids.shape))
-        return self.session("full").run(["logits"], {"ids": ids, "positions": positions})[0]
+        sess = self.session("full")
+        with ort_failures("full"):
+            return sess.run(["logits"], {"ids": ids, "positions": positions})[0]
 
     def predict(self, ids: np.ndarray, lo: int, hi: int, step: int, cols: np.ndarray | None = None) -> np.ndarray:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
@@ -265,36 +299,39 @@ class OnnxBackend:
         """Whole sequence: log-probabilities of ``rows``, and the cache of every token outside ``span``."""
         b, t = ids.shape
         sess = self.session("encode")
-        binding = sess.io_binding()
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(t), ids.shape))
         context = np.concatenate([np.arange(span[0]), np.arange(span[1], t)]).astype(np.int64)
-        binding.bind_cpu_input("ids", ids)
-        binding.bind_cpu_input("positions", positions)
-        binding.bind_cpu_input("rows", rows)
-        binding.bind_cpu_input("context", context)
-        binding.bind_output("logprobs", "cpu")
-        for i in range(self.manifest.num_layers):
-            binding.bind_output(f"key_{i}", self.device, self.options.device_id)
-            binding.bind_output(f"value_{i}", self.device, self.options.device_id)
-        sess.run_with_iobinding(binding)
-        outputs = binding.get_outputs()
+        with ort_failures("encode"):
+            binding = sess.io_binding()
+            binding.bind_cpu_input("ids", ids)
+            binding.bind_cpu_input("positions", positions)
+            binding.bind_cpu_input("rows", rows)
+            binding.bind_cpu_input("context", context)
+            binding.bind_output("logprobs", "cpu")
+            for i in range(self.manifest.num_layers):
+                binding.bind_output(f"key_{i}", self.device, self.options.device_id)
+                binding.bind_output(f"value_{i}", self.device, self.options.device_id)
+            sess.run_with_iobinding(binding)
+            outputs = binding.get_outputs()
         self.cache = ContextCache((b, t, *span), context_ids.copy(), list(outputs[1:]))
         return outputs[0].numpy()
 
     def step(self, ids: np.ndarray, s0: int, s1: int, rows: np.ndarray) -> np.ndarray:
         """Log-probabilities of span rows ``rows`` (of s0..s1-1), the span attending to itself and the cached context."""
         sess = self.session("step")
-        binding = sess.io_binding()
         span_ids = np.ascontiguousarray(ids[:, s0:s1])
-        binding.bind_cpu_input("ids", span_ids)
-        binding.bind_cpu_input("positions", np.ascontiguousarray(np.broadcast_to(np.arange(s0, s1), span_ids.shape)))
-        binding.bind_cpu_input("rows", rows)
-        for i in range(self.manifest.num_layers):
-            binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
-            binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
-        binding.bind_output("logprobs", "cpu")
-        sess.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy()
+        positions = np.ascontiguousarray(np.broadcast_to(np.arange(s0, s1), span_ids.shape))
+        with ort_failures("step"):
+            binding = sess.io_binding()
+            binding.bind_cpu_input("ids", span_ids)
+            binding.bind_cpu_input("positions", positions)
+            binding.bind_cpu_input("rows", rows)
+            for i in range(self.manifest.num_layers):
+                binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
+                binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
+            binding.bind_output("logprobs", "cpu")
+            sess.run_with_iobinding(binding)
+            return binding.get_outputs()[0].numpy()
 
 
 def load_exported(path: str | Path, options: RuntimeOptions | None = None):
@@ -312,5 +349,6 @@ def load_exported(path: str | Path, options: RuntimeOptions | None = None):
         shift=manifest.shift,
         max_context=manifest.max_context,
         vocab_size=manifest.vocab_size,
-        description=f"{folder.name} (onnx {manifest.dtype}, {backend.provider})",
+        description=f"{folder.name} (onnx {manifest.dtype}, {backend.provider}"
+                    + (f"; {backend.fallback}" if backend.fallback else "") + ")",
     )

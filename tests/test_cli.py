@@ -31,6 +31,7 @@ def test_infill_range_json_reports_edit(dream_ckpt, sample_file):
     assert edit["start"] == {"line": 3, "column": 12} and edit["end"] == {"line": 3, "column": 17}
     assert SAMPLE[edit["start_offset"]:edit["end_offset"]] == "a + b"
     assert out["forward_passes"] == 3 and out["generated_tokens"] == 6
+    assert out["model"].endswith("torch/cpu)")
 
 
 def test_holes_are_filled_in_one_run_in_place(dream_ckpt, tmp_path):

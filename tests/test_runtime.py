@@ -16,7 +16,7 @@ from dcoder.checkpoint import open_checkpoint
 from dcoder.config import SamplerConfig
 from dcoder.errors import DcoderError
 from dcoder.runtime import OnnxBackend, RuntimeOptions, load_exported, nvidia_driver_present
-from dcoder.manifest import load_manifest
+from dcoder.manifest import load_manifest, sha256_file
 from dcoder.sampler import denoise, log_softmax, shifted_window
 
 torch = pytest.importorskip("torch")
@@ -62,8 +62,9 @@ class FullRecompute:
 
 class Counting(OnnxBackend):
     def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
         self.calls = {"encode": 0, "step": 0}
+        super().__init__(*args, **kw)
+        self.calls = {"encode": 0, "step": 0}  # not the passes that checked the model at load
 
     def encode(self, *args):
         self.calls["encode"] += 1
@@ -176,7 +177,8 @@ def test_runtime_path_imports_no_torch_and_prints_no_provider_noise(exported, tm
     proc = subprocess.run([sys.executable, "-c", code, str(src), str(exported("dream"))],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["edits"]
+    out = json.loads(proc.stdout)
+    assert out["edits"] and "CPUExecutionProvider" in out["model"]
     # at most dcoder's own one-line notes (a random model's fill may not parse), no provider logs
     assert all(line.startswith("dcoder: ") for line in proc.stderr.splitlines()), proc.stderr
 
@@ -199,8 +201,6 @@ def test_manifest_is_verified(exported, tmp_path):
 
 
 def test_manifest_from_another_version_or_a_truncated_graph_is_refused(exported, tmp_path):
-    from dcoder.manifest import sha256_file
-
     folder = tmp_path / "m"
     shutil.copytree(exported("llada"), folder)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -219,6 +219,32 @@ def test_manifest_from_another_version_or_a_truncated_graph_is_refused(exported,
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "encode.onnx" in proc.stderr
+
+
+def test_a_graph_that_loads_but_cannot_run_is_refused_at_load_in_one_line(exported, tmp_path):
+    """The model is run on a few tokens when it is opened, so a graph onnxruntime cannot run
+    (here: its ``rows`` input renamed) fails there with one line, not in the middle of an edit."""
+    import onnx
+
+    folder = tmp_path / "m"
+    shutil.copytree(exported("dream"), folder)
+    graph = folder / "step.onnx"
+    model = onnx.load(str(graph), load_external_data=False)
+    for node in model.graph.node:
+        node.input[:] = ["row_index" if name == "rows" else name for name in node.input]
+    next(i for i in model.graph.input if i.name == "rows").name = "row_index"
+    onnx.save(model, str(graph))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["graphs"]["step"]["sha256"] = sha256_file(graph)
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(DcoderError, match=r"^onnxruntime failed running step\.onnx: .*rows") as err:
+        load_exported(folder)
+    assert "\n" not in str(err.value)
+    (tmp_path / "a.py").write_text("x = 1\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "infill", "--model", str(folder), "--at", "1:1",
+                           str(tmp_path / "a.py")], capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("dcoder: error: onnxruntime failed running step.onnx") and len(proc.stderr.splitlines()) == 1
 
 
 def test_bench_compares_with_torch_without_the_source_checkpoint(exported, tmp_path):
