@@ -9,8 +9,10 @@ refreshed the logits are an approximation; refreshing at every pass gives the fu
 
 The CUDA provider is used when onnxruntime has it and an NVIDIA driver is present; we check
 for the driver ourselves because onnxruntime-gpu, asked for CUDA without one, logs errors and
-falls back on its own. Keys/values are bound to the device with IOBinding, so on a GPU they
-stay there between passes.
+falls back on its own. A provider can also load and then lack a kernel for one of the graph's
+nodes, so the graphs run on a few tokens when the model is opened (``check``), and ``auto``
+falls back to the CPU then rather than mid-edit. Keys/values are bound to the device with
+IOBinding, so on a GPU they stay there between passes.
 """
 
 from __future__ import annotations
