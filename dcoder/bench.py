@@ -192,6 +192,8 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
     ids = ids[None]
     out = {"model": str(model), "provider": backend.provider, "dtype": backend.manifest.dtype,
            "threads": threads, "context_tokens": context, "span_tokens": span, "repeats": repeats}
+    if backend.fallback:
+        out["provider_fallback"] = backend.fallback
 
     out["full_pass_ms"] = median_ms(lambda: backend.full(ids), repeats)
     out["full_pass_gflop"] = full_pass_gflop(ModelConfig.from_hf_dict(backend.manifest.raw["config"]), ids.shape[1])
