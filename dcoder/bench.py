@@ -183,6 +183,7 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
     from dcoder.runtime import RuntimeOptions, default_threads, load_exported
 
     threads = threads or default_threads()
+    sampler = SamplerConfig(threshold=threshold) if steps is None else SamplerConfig(steps=steps)
     engine = load_exported(model, RuntimeOptions(provider=provider, threads=threads, cache_refresh=cache_refresh))
     backend = engine.backend
     text = real_python_source(engine.tokenizer, context + span)
@@ -207,7 +208,6 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
 
     # infill: cursor at the start of a line in the middle of the file
     cursor = text.index("\n", len(text) // 2) + 1
-    sampler = SamplerConfig(threshold=threshold) if steps is None else SamplerConfig(steps=steps)
     options = InfillOptions(sampler=sampler, exact_length=span, max_context=context + span)
     latencies, passes = [], []
     infill(engine, text, [(cursor, cursor)], options)
