@@ -263,28 +263,39 @@ def export_peak_rss(checkpoint: Path, out: Path, dtype: str) -> dict:
 def run(args) -> dict:
     """The ``dcoder bench`` command's work (see cli.py for the options)."""
     if args.synthetic:
-        work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="dcoder-bench-"))
-        # big shapes are written in float16, as real checkpoints ship in 16 bits
-        ckpt = make_synthetic(args.synthetic, work, "float32" if args.synthetic in ("tiny", "small") else "float16")
-        model = work / f"onnx-{args.dtype}"
-        if args.export_memory:
-            return {"synthetic": args.synthetic, **export_peak_rss(ckpt, model, args.dtype)}
-        from dcoder.export import export
+        if args.workdir:
+            return synthetic(args, Path(args.workdir))
+        # a 7B shape leaves some 30 GB behind: a folder of our own goes when the run ends
+        with tempfile.TemporaryDirectory(prefix="dcoder-bench-") as work:
+            return synthetic(args, Path(work))
+    if args.export_memory:
+        raise DcoderError("--export-memory needs --synthetic SHAPE")
+    model = Path(args.model) if args.model else None
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    if model is None:
+        from dcoder.engine import BUILTIN_MODEL
 
-        export(ckpt, model, args.dtype)
-        checkpoint = ckpt
-    else:
-        if args.export_memory:
-            raise DcoderError("--export-memory needs --synthetic SHAPE")
-        model = Path(args.model) if args.model else None
-        checkpoint = Path(args.checkpoint) if args.checkpoint else None
-        if model is None:
-            from dcoder.engine import BUILTIN_MODEL
+        if not (BUILTIN_MODEL / "manifest.json").exists():
+            raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
+        model = BUILTIN_MODEL
+    if not (model / "manifest.json").exists():
+        raise DcoderError(f"{model} is not an exported model folder (make one with `dcoder export`)")
+    return bench_args(args, model, checkpoint)
 
-            if not (BUILTIN_MODEL / "manifest.json").exists():
-                raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
-            model = BUILTIN_MODEL
-        if not (model / "manifest.json").exists():
-            raise DcoderError(f"{model} is not an exported model folder (make one with `dcoder export`)")
+
+def synthetic(args, work: Path) -> dict:
+    """Make a random checkpoint of ``args.synthetic``'s shape in ``work``, export it, measure it."""
+    # big shapes are written in float16, as real checkpoints ship in 16 bits
+    ckpt = make_synthetic(args.synthetic, work, "float32" if args.synthetic in ("tiny", "small") else "float16")
+    model = work / f"onnx-{args.dtype}"
+    if args.export_memory:
+        return {"synthetic": args.synthetic, **export_peak_rss(ckpt, model, args.dtype)}
+    from dcoder.export import export
+
+    export(ckpt, model, args.dtype)
+    return bench_args(args, model, ckpt)
+
+
+def bench_args(args, model: Path, checkpoint: Path | None) -> dict:
     return bench(model, checkpoint, args.context, args.span, args.repeats, args.threshold, args.cache_refresh,
                  args.provider, args.threads, args.steps)

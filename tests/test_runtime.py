@@ -299,3 +299,15 @@ def test_full_pass_gflop_counts_every_matrix_product(monkeypatch):
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(torch.randint(0, 300, (1, 50)))
     assert full_pass_gflop(cfg, 50) * 1e9 == pytest.approx(counter.get_total_flops())
+
+
+def test_bench_on_a_synthetic_shape_leaves_no_temporary_folder(tmp_path):
+    """Without --workdir the random checkpoint and its export (30 GB for a 7B shape) are deleted."""
+    import os
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "bench", "--synthetic", "tiny", "--repeats", "1",
+                           "--context", "32", "--span", "8", "--steps", "2"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["tokens_per_forward"] == 4.0
+    assert not list(tmp_path.glob("dcoder-bench-*"))  # (torch keeps caches of its own there)
