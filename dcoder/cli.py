@@ -515,7 +515,7 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--synthetic", metavar="SHAPE", help="bench a random checkpoint of this shape: "
                    "tiny, small, qwen2.5-1.5b, diffucoder-7b (made and exported first)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
-    p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temp folder)")
+    p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
     p.add_argument("--export-memory", action="store_true",
                    help="with --synthetic: only export it, and report the export's peak memory")
     p.set_defaults(func=cmd_bench)
