@@ -86,19 +86,21 @@ def alternate_ms(passes: dict, repeats: int) -> dict:
     return {name: statistics.median(ms) for name, ms in times.items()}
 
 
-def torch_full_pass(checkpoint: Path, ids: np.ndarray, threads: int):
+def torch_full_pass(checkpoint: Path, ids: np.ndarray, threads: int, device: str = "cpu", dtype: str = "fp32"):
     import torch
 
     from dcoder.checkpoint import open_checkpoint
     from dcoder.torch_backend import load_model
 
     torch.set_num_threads(threads)
-    model = load_model(open_checkpoint(checkpoint))
-    x = torch.from_numpy(ids)
+    model = load_model(open_checkpoint(checkpoint), dtype).to(device)
+    x = torch.from_numpy(ids).to(device)
 
     def run():
         with torch.inference_mode():
-            model(x)
+            # float32 logits in host memory, as onnxruntime's full pass gives them (which also
+            # waits for the GPU to finish)
+            model(x).float().cpu()
 
     return run
 
@@ -145,13 +147,20 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
     """``ort_vs_torch``, with PyTorch running the source checkpoint or, when that is not at hand
     (the built-in model ships without it), the checkpoint unpacked from the model folder.
 
+    PyTorch runs on onnxruntime's device: on a GPU in the folder's dtype when that is fp16 (a 7B
+    model in fp32 on the CPU would take minutes a pass), on the CPU in fp32.
+
     On the CPU an fp32 MatMul runs in the same rotation: its rate is this machine's sgemm
     ceiling under the current load, and ``ort_vs_torch_bound`` the ratio onnxruntime would reach
     if its full pass ran every matrix product at that rate and nothing else."""
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         return {"ort_vs_torch": None, "ort_vs_torch_note": "PyTorch is not installed"}
+    device = backend.device
+    if device == "cuda" and not torch.cuda.is_available():
+        return {"ort_vs_torch": None, "ort_vs_torch_note": "this PyTorch cannot use the GPU onnxruntime runs on"}
+    dtype = "fp16" if device == "cuda" and backend.manifest.dtype == "fp16" else "fp32"
     from dcoder.export import unpack
 
     source = checkpoint or Path(backend.manifest.source.get("path", ""))
@@ -161,13 +170,13 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
             if backend.manifest.dtype not in ("fp32", "fp16"):
                 return {"ort_vs_torch": None, "ort_vs_torch_note": f"source checkpoint {source} not found (give --checkpoint)"}
             source, label = unpack(backend.manifest.folder, Path(work) / "checkpoint"), "unpacked from the model folder"
-        passes = {"torch": torch_full_pass(source, ids, threads), "ort": lambda: backend.full(ids)}
+        passes = {"torch": torch_full_pass(source, ids, threads, device, dtype), "ort": lambda: backend.full(ids)}
         sgemm = sgemm_pass(backend)
         if sgemm:
             passes["sgemm"] = sgemm[0]
         ms = alternate_ms(passes, repeats)
-    out = {"torch_checkpoint": label, "torch_full_pass_ms": ms["torch"], "ort_full_pass_ms_alternating": ms["ort"],
-           "ort_vs_torch": ms["torch"] / ms["ort"]}
+    out = {"torch_checkpoint": label, "torch_device": device, "torch_dtype": dtype, "torch_full_pass_ms": ms["torch"],
+           "ort_full_pass_ms_alternating": ms["ort"], "ort_vs_torch": ms["torch"] / ms["ort"]}
     if sgemm:
         rate = sgemm[1] / ms["sgemm"] * 1000
         out.update({"sgemm_gflops_per_s": rate, "ort_full_pass_gflops_per_s": gflop / ms["ort"] * 1000,

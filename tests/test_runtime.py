@@ -260,6 +260,7 @@ def test_bench_compares_with_torch_without_the_source_checkpoint(exported, tmp_p
     assert proc.returncode == 0, proc.stderr
     figures = json.loads((tmp_path / "b.json").read_text())
     assert figures["torch_checkpoint"] == "unpacked from the model folder"
+    assert figures["torch_device"] == "cpu" and figures["torch_dtype"] == "fp32"
     assert figures["ort_vs_torch"] > 0 and figures["torch_full_pass_ms"] > 0
     # an fp32 model on the CPU: the sgemm ceiling ran in the same rotation
     assert figures["sgemm_gflops_per_s"] > 0 and figures["ort_vs_torch_bound"] > 0
