@@ -2,7 +2,8 @@
 
 Parameter names follow Hugging Face's Qwen2 layout (``model.layers.N.self_attn.q_proj.weight``)
 so real checkpoints load with ``load_state_dict`` and no renaming. Attention is full
-(no causal mask): every position sees the whole sequence, which is what masked diffusion needs.
+(no causal mask): every position sees the whole sequence, which is what masked diffusion needs;
+training can ask for a causal mask to pretrain autoregressively before adapting to diffusion.
 
 Keys and values can be returned and fed back (``cache``) so a caller can encode the fixed
 context once and then run only the span: keys are cached after rotary embedding, so a span
@@ -58,7 +59,8 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(config.hidden_size, self.n_kv * hd, bias=True)
         self.o_proj = nn.Linear(self.n_head * hd, config.hidden_size, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: KV | None) -> tuple[torch.Tensor, KV]:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: KV | None,
+                causal: bool = False) -> tuple[torch.Tensor, KV]:
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
@@ -73,7 +75,7 @@ class Attention(nn.Module):
         if groups > 1:
             k = k.repeat_interleave(groups, dim=1)
             v = v.repeat_interleave(groups, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
         y = y.transpose(1, 2).reshape(b, t, self.n_head * self.head_dim)
         return self.o_proj(y), new
 
@@ -97,8 +99,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(config.hidden_size, config.rms_norm_eps)
         self.mlp = MLP(config)
 
-    def forward(self, x, cos, sin, past):
-        a, kv = self.self_attn(self.input_layernorm(x), cos, sin, past)
+    def forward(self, x, cos, sin, past, causal=False):
+        a, kv = self.self_attn(self.input_layernorm(x), cos, sin, past, causal)
         x = x + a
         x = x + self.mlp(self.post_attention_layernorm(x))
         return x, kv
@@ -128,6 +130,7 @@ class DiffusionLM(nn.Module):
         cache: list[KV] | None = None,
         return_cache: bool = False,
         window: tuple[int, int] | None = None,
+        causal: bool = False,
     ):
         """Logits (B, T, V) for ``ids`` (B, T); ``positions`` default to 0..T-1.
 
@@ -135,6 +138,7 @@ class DiffusionLM(nn.Module):
         ``ids`` attend to; with ``return_cache`` the keys/values of ``ids`` come back too.
         ``window`` = (a, b) computes logits for positions a..b-1 only: the LM head is the
         costliest matmul for large vocabularies, and the sampler needs only the span.
+        ``causal`` masks attention to earlier positions: autoregressive pretraining only.
         """
         b, t = ids.shape
         if positions is None:
@@ -143,7 +147,7 @@ class DiffusionLM(nn.Module):
         cos, sin = rotary(positions, self.config.head_dim, self.config.rope_theta, x.dtype)
         new_cache = []
         for i, layer in enumerate(self.model.layers):
-            x, kv = layer(x, cos, sin, cache[i] if cache is not None else None)
+            x, kv = layer(x, cos, sin, cache[i] if cache is not None else None, causal)
             new_cache.append(kv)
         if window is not None:
             x = x[:, window[0]:window[1]]

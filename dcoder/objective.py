@@ -17,6 +17,11 @@ tokens (a sample with one hidden token at p = 0.001 counts hundreds of times); a
 Syntax-aligned spans are the regions of ``grammars/python/regions.scm`` (through ``dcoder.syntax``),
 drawn kind first as ``dcoder.masking`` does; each file is parsed once and its regions kept as arrays,
 since parsing a large file costs about a second. A file without regions gives whole lines instead.
+
+A model with shifted logits (``shift``: position i predicts token i+1, as Dream and DiffuCoder
+do) is scored one position early, and its infilling layouts start with the lead token the
+engine puts first. ``SampleSource.ar_batch`` gives plain next-token batches for autoregressive
+pretraining of such a model (clean windows, every next token scored).
 """
 
 from __future__ import annotations
@@ -200,6 +205,7 @@ def infill_sample(
     seq_len: int,
     config: ObjectiveConfig,
     rng: np.random.Generator,
+    shift: bool = False,
 ) -> Sample | None:
     """The engine's layout for ``ranges`` of ``text``, with each slot's true tokens as targets.
 
@@ -213,7 +219,7 @@ def infill_sample(
     if sum(budgets) > limit:
         budgets = [max(1, len(m)) for m in middles]
     spans = [Span(a, b, n) for (a, b), n in zip(ranges, budgets)]
-    layout = build_layout(text, spans, tokenizer, tokens, seq_len, lead=None)
+    layout = build_layout(text, spans, tokenizer, tokens, seq_len, lead=tokens.eos if shift else None)
     targets = layout.ids.copy()
     region = np.zeros(len(targets), dtype=bool)
     for (a, b), middle in zip(layout.slots, middles):
@@ -242,6 +248,7 @@ class SampleSource:
         tokens: SpecialTokens,
         seq_len: int,
         config: ObjectiveConfig,
+        shift: bool = False,
     ):
         texts = [t for t in texts if t]
         if not texts:
@@ -254,6 +261,7 @@ class SampleSource:
         self.tokens = tokens
         self.seq_len = seq_len
         self.config = config
+        self.shift = shift
         self.probs = config.probabilities()
         self.span_fns: dict[str, SpanFn] = {
             "chars": lambda i, rng: char_span(self.texts[i], rng),
@@ -281,7 +289,7 @@ class SampleSource:
                 index = int(rng.choice(len(self.texts), p=self.file_probs))
                 text = self.texts[index]
                 sample = infill_sample(text, self._ranges(kind, index, rng), self.tokenizer, self.tokens,
-                                       self.seq_len, self.config, rng)
+                                       self.seq_len, self.config, rng, self.shift)
                 if sample is not None:
                     return sample
         return diffusion_sample(self.stream, self.seq_len, self.tokens.mask, self.config.eps, rng, self.config.weighting)
@@ -297,11 +305,25 @@ class SampleSource:
             ids[i, :n], targets[i, :n], weights[i, :n] = s.ids, s.targets, s.weights
         return Batch(ids, targets, weights)
 
+    def ar_batch(self, size: int, rng: np.random.Generator) -> Batch:
+        """``size`` clean windows of the token stream; every token after the first is scored
+        (with shifted logits that is next-token prediction), each sample's mean counting once."""
+        starts = rng.integers(0, max(1, len(self.stream) - self.seq_len + 1), size=size)
+        ids = np.stack([self.stream[s:s + self.seq_len] for s in starts]).astype(np.int64)
+        weights = np.zeros(ids.shape, dtype=np.float32)
+        weights[:, 1:] = 1.0 / (ids.shape[1] - 1)
+        return Batch(ids, ids.copy(), weights)
 
-def loss_terms(logits, targets, weights):
-    """(weighted diffusion loss averaged over the batch, plain mean cross-entropy on hidden tokens)."""
+
+def loss_terms(logits, targets, weights, shift: bool = False):
+    """(weighted diffusion loss averaged over the batch, plain mean cross-entropy on hidden tokens).
+
+    With ``shift`` the logits at i score the token at i+1 (a token at position 0 is never scored).
+    """
     import torch.nn.functional as F
 
+    if shift:
+        logits, targets, weights = logits[:, :-1], targets[:, 1:], weights[:, 1:]
     hidden = weights > 0
     ce = F.cross_entropy(logits[hidden].float(), targets[hidden], reduction="none")
     loss = (ce * weights[hidden]).sum() / weights.shape[0]

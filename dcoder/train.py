@@ -57,6 +57,10 @@ class TrainConfig:
     intermediate_size: int = 704
     rope_theta: float = 10000.0
     tie_embeddings: bool = True
+    # recipe: shifted logits (position i predicts token i+1) allow autoregressive pretraining
+    shift_logits: bool = False
+    ar_steps: int = 0  # the first ar_steps steps train next-token prediction with causal attention
+    ar_mix: float = 0.0  # after them, this share of each batch stays autoregressive (joint training)
     # optimization
     batch_size: int = 16
     grad_accum: int = 1
@@ -96,6 +100,10 @@ class TrainConfig:
             raise DcoderError("training option vocab_size must be at least 300 (256 bytes + merges + specials)")
         if self.dtype not in DTYPES:
             raise DcoderError(f"training option dtype must be one of {', '.join(DTYPES)}")
+        if self.ar_steps < 0 or not 0 <= self.ar_mix < 1:
+            raise DcoderError("training options need ar_steps >= 0 and 0 <= ar_mix < 1")
+        if (self.ar_steps or self.ar_mix) and not self.shift_logits:
+            raise DcoderError("autoregressive training (ar_steps, ar_mix) needs shift_logits=true")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise DcoderError("training option device must be auto, cpu or cuda[:N]")
 
@@ -249,7 +257,7 @@ def model_config(config: TrainConfig, vocab_size: int) -> ModelConfig:
         rope_theta=config.rope_theta,
         tie_word_embeddings=config.tie_embeddings,
         model_type="dcoder",
-        shift_logits=False,
+        shift_logits=config.shift_logits,
     )
     mc.validate()
     return mc
@@ -431,23 +439,44 @@ def to_tensors(batch: Batch, device: str):
             torch.from_numpy(batch.weights).to(device, non_blocking=True))
 
 
-def evaluate(model, batches: list[Batch], device: str, autocast) -> dict:
-    """Weighted diffusion loss and mean cross-entropy on fixed held-out batches."""
+def evaluate(model, batches: list[Batch], ar_batches: list[Batch], device: str, autocast, shift: bool) -> dict:
+    """Weighted diffusion loss and mean cross-entropy on fixed held-out batches (and, for a
+    shifted model, next-token cross-entropy with causal attention)."""
     import torch
 
     model.eval()
-    loss_sum, ce_sum, hidden = 0.0, 0.0, 0
+    loss_sum, ce_sum, hidden, ar_sum = 0.0, 0.0, 0, 0.0
     with torch.no_grad():
         for batch in batches:
             ids, targets, weights = to_tensors(batch, device)
             with autocast():
                 logits = model(ids)
-            loss, ce = loss_terms(logits, targets, weights)
+            loss, ce = loss_terms(logits, targets, weights, shift)
             loss_sum += loss.item()
             ce_sum += ce.item() * batch.masked
             hidden += batch.masked
+        for batch in ar_batches:
+            ids, targets, weights = to_tensors(batch, device)
+            with autocast():
+                logits = model(ids, causal=True)
+            ar_sum += loss_terms(logits, targets, weights, True)[0].item()
     model.train()
-    return {"val_loss": loss_sum / max(1, len(batches)), "val_ce": ce_sum / max(1, hidden)}
+    result = {"val_loss": loss_sum / max(1, len(batches)), "val_ce": ce_sum / max(1, hidden)}
+    if ar_batches:
+        result["val_ar_ce"] = ar_sum / len(ar_batches)
+    return result
+
+
+def step_parts(source: SampleSource, step: int, config: TrainConfig, rng: np.random.Generator) -> list[tuple[Batch, bool]]:
+    """One micro-batch's samples as (batch, causal) parts: all next-token while step < ar_steps,
+    then diffusion with an ``ar_mix`` share of next-token samples."""
+    if step < config.ar_steps:
+        return [(source.ar_batch(config.batch_size, rng), True)]
+    n_ar = round(config.batch_size * config.ar_mix)
+    parts = [(source.ar_batch(n_ar, rng), True)] if n_ar else []
+    if n_ar < config.batch_size:
+        parts.append((source.batch(config.batch_size - n_ar, rng), False))
+    return parts
 
 
 def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
@@ -488,14 +517,18 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
         raise DcoderError("max_steps is 0: nothing to train")
     forward = torch.compile(model) if config.compile else model
 
+    shift = config.shift_logits
     source = SampleSource([f.text for f in data.corpus.train], data.train_stream, tokenizer, tokens,
-                          config.seq_len, config.objective)
+                          config.seq_len, config.objective, shift)
     val_batches: list[Batch] = []
+    val_ar_batches: list[Batch] = []
     if data.corpus.val and config.eval_batches:
         val_source = SampleSource([f.text for f in data.corpus.val], data.val_stream, tokenizer, tokens,
-                                  config.seq_len, config.objective)
+                                  config.seq_len, config.objective, shift)
         val_rng = np.random.default_rng(config.seed + 1)
         val_batches = [val_source.batch(config.batch_size, val_rng) for _ in range(config.eval_batches)]
+        if shift:
+            val_ar_batches = [val_source.ar_batch(config.batch_size, val_rng) for _ in range(config.eval_batches)]
     n_params = sum(p.numel() for p in model.parameters())
     embed = model.model.embed_tokens.weight.numel()
     progress.note(f"model: {n_params / 1e6:.2f}M parameters ({(n_params - embed) / 1e6:.2f}M without embeddings), "
@@ -516,13 +549,15 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
             loss_acc = torch.zeros((), device=device)
             ce_acc = torch.zeros((), device=device)
             for _ in range(config.grad_accum):
-                ids, targets, weights = to_tensors(source.batch(config.batch_size, rng), device)
-                with autocast():
-                    logits = forward(ids)
-                loss, ce = loss_terms(logits, targets, weights)
-                (loss / config.grad_accum).backward()
-                loss_acc += loss.detach() / config.grad_accum
-                ce_acc += ce.detach() / config.grad_accum
+                for batch, causal in step_parts(source, state.step, config, rng):
+                    share = len(batch.ids) / config.batch_size / config.grad_accum
+                    ids, targets, weights = to_tensors(batch, device)
+                    with autocast():
+                        logits = forward(ids, causal=causal)
+                    loss, ce = loss_terms(logits, targets, weights, shift)
+                    (loss * share).backward()
+                    loss_acc += loss.detach() * share
+                    ce_acc += ce.detach() * share
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -543,7 +578,7 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
                 log.flush()
                 window = {"loss": 0.0, "ce": 0.0, "steps": 0, "tokens": 0, "seconds": 0.0}
             if val_batches and (state.step % config.eval_every == 0 or state.step == config.max_steps):
-                result = evaluate(model, val_batches, device, autocast)
+                result = evaluate(model, val_batches, val_ar_batches, device, autocast, shift)
                 metrics = {**metrics, **result}
                 progress.note(f"step {state.step}: val loss {result['val_loss']:.4f} val ce {result['val_ce']:.4f}")
                 log.write(json.dumps({"step": state.step, **result}) + "\n")
