@@ -37,7 +37,8 @@ from dcoder.vocab import EOS, MASK, SPAN_PAD, train_bpe
 
 # Options that may change when a run is resumed; any other difference means a different run.
 RUN_FIELDS = {"max_steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_batches",
-              "log_every", "device", "dtype", "threads", "compile"}
+              "log_every", "device", "dtype", "threads", "compile", "bench", "bench_every", "bench_kinds",
+              "bench_limit"}
 DTYPES = ("auto", "fp32", "bf16")
 
 
@@ -82,6 +83,12 @@ class TrainConfig:
     dtype: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
     threads: int = 0  # CPU threads for torch; 0: torch's default
     compile: bool = False
+    # learning curve: every bench_every steps, infill bench_limit tasks of each of bench_kinds
+    # from the bench file (e.g. realcode-dev) as `dcoder eval` would, and log the exact match
+    bench: str = ""
+    bench_every: int = 0
+    bench_kinds: str = "single-line,node"
+    bench_limit: int = 50
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
     def __post_init__(self) -> None:
@@ -100,6 +107,8 @@ class TrainConfig:
             raise DcoderError("training option vocab_size must be at least 300 (256 bytes + merges + specials)")
         if self.dtype not in DTYPES:
             raise DcoderError(f"training option dtype must be one of {', '.join(DTYPES)}")
+        if self.bench_every < 0 or self.bench_limit < 1:
+            raise DcoderError("training options need bench_every >= 0 and bench_limit >= 1")
         if self.ar_steps < 0 or not 0 <= self.ar_mix < 1:
             raise DcoderError("training options need ar_steps >= 0 and 0 <= ar_mix < 1")
         if (self.ar_steps or self.ar_mix) and not self.shift_logits:
@@ -467,6 +476,40 @@ def evaluate(model, batches: list[Batch], ar_batches: list[Batch], device: str, 
     return result
 
 
+def bench_tasks(config: TrainConfig) -> list:
+    """The first ``bench_limit`` tasks of each of ``bench_kinds`` (none when benchmarking is off)."""
+    if not config.bench or not config.bench_every:
+        return []
+    from dcoder.evaluate import load_tasks
+
+    kinds = [k for k in config.bench_kinds.split(",") if k]
+    return [t for k in kinds for t in load_tasks(config.bench, {k}, config.bench_limit)]
+
+
+def bench(model, tokenizer: Tokenizer, tokens: SpecialTokens, config: TrainConfig, tasks: list, device: str) -> dict:
+    """Exact match and parse rate per kind of the model being trained, with `dcoder eval`'s defaults."""
+    from dcoder.engine import Engine
+    from dcoder.evaluate import ModelFiller, exact_match, parses
+    from dcoder.infill import InfillOptions
+    from dcoder.torch_backend import TorchBackend
+
+    engine = Engine(tokenizer, tokens, TorchBackend(model, config.shift_logits, device), config.shift_logits,
+                    config.seq_len, tokenizer.vocab_size, "training")
+    fill = ModelFiller(engine, InfillOptions())
+    exact: dict[str, list[bool]] = {}
+    parsed: dict[str, list[bool]] = {}
+    model.eval()
+    try:
+        for task in tasks:
+            text = fill(task, 0).text
+            exact.setdefault(task.kind, []).append(exact_match(text, task.canonical))
+            parsed.setdefault(task.kind, []).append(parses(task.prompt + text + task.suffix, task.language))
+    finally:
+        model.train()
+    return {"bench_exact": {k: sum(v) / len(v) for k, v in exact.items()},
+            "bench_parse": {k: sum(v) / len(v) for k, v in parsed.items()}}
+
+
 def step_parts(source: SampleSource, step: int, config: TrainConfig, rng: np.random.Generator) -> list[tuple[Batch, bool]]:
     """One micro-batch's samples as (batch, causal) parts: all next-token while step < ar_steps,
     then diffusion with an ``ar_mix`` share of next-token samples."""
@@ -529,6 +572,7 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
         val_batches = [val_source.batch(config.batch_size, val_rng) for _ in range(config.eval_batches)]
         if shift:
             val_ar_batches = [val_source.ar_batch(config.batch_size, val_rng) for _ in range(config.eval_batches)]
+    tasks = bench_tasks(config)
     n_params = sum(p.numel() for p in model.parameters())
     embed = model.model.embed_tokens.weight.numel()
     progress.note(f"model: {n_params / 1e6:.2f}M parameters ({(n_params - embed) / 1e6:.2f}M without embeddings), "
@@ -581,7 +625,16 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
                 result = evaluate(model, val_batches, val_ar_batches, device, autocast, shift)
                 metrics = {**metrics, **result}
                 progress.note(f"step {state.step}: val loss {result['val_loss']:.4f} val ce {result['val_ce']:.4f}")
-                log.write(json.dumps({"step": state.step, **result}) + "\n")
+                log.write(json.dumps({"step": state.step, "tokens_seen": state.tokens_seen, **result}) + "\n")
+                log.flush()
+            if tasks and (state.step % config.bench_every == 0 or state.step == config.max_steps):
+                started = time.perf_counter()
+                result = bench(model, tokenizer, tokens, config, tasks, device)
+                metrics = {**metrics, **result}
+                progress.note(f"step {state.step}: exact match " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in result["bench_exact"].items())
+                    + f" ({time.perf_counter() - started:.0f} s)")
+                log.write(json.dumps({"step": state.step, "tokens_seen": state.tokens_seen, **result}) + "\n")
                 log.flush()
             if state.step % config.checkpoint_every == 0 or state.step == config.max_steps:
                 last = save_checkpoint(out, model, optimizer, rng, state, config, data, tokens, metrics)

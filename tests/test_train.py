@@ -281,3 +281,77 @@ def test_config_files_and_cli(corpus_dir, tmp_path, capsys):
     assert cli.main(["train", "--config", str(conf), "--out", str(out), "--set", "seq_len=256"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dcoder: error: ") and "seq_len" in err and err.count("\n") == 1
+
+
+# ---- recipes: autoregressive pretraining, joint training, learning-curve benchmark -----------
+
+def test_shifted_loss_scores_each_token_from_the_position_before():
+    logits = torch.full((1, 3, 4), -30.0)
+    logits[0, 0, 2] = logits[0, 1, 3] = 30.0  # position 0 predicts token 2, position 1 predicts 3
+    targets = torch.tensor([[1, 2, 3]])
+    weights = torch.tensor([[0.0, 0.5, 0.5]])
+    assert loss_terms(logits, targets, weights, shift=True)[0].item() < 1e-6
+    assert loss_terms(logits, targets, weights)[0].item() > 10
+
+
+def test_ar_batches_are_clean_windows_scored_after_the_first_token(tok, corpus_dir):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    tokens = special_tokens(tok)
+    stream = token_stream(tok, texts, tokens.eos)
+    source = SampleSource(texts, stream, tok, tokens, 64, ObjectiveConfig(max_span_tokens=24), shift=True)
+    batch = source.ar_batch(3, np.random.default_rng(0))
+    assert batch.ids.shape == (3, 64) and np.array_equal(batch.ids, batch.targets)
+    assert not (batch.ids == tokens.mask).any()
+    assert np.all(batch.weights[:, 0] == 0) and np.allclose(batch.weights[:, 1:].sum(axis=1), 1)
+    first = int(np.flatnonzero((stream[:-63] == batch.ids[0, 0]))[0])  # a window of the stream
+    assert any(np.array_equal(stream[i:i + 64], batch.ids[0]) for i in range(first, len(stream) - 63))
+    # shifted infilling layouts start with the lead token, as the engine lays them out
+    start = TEXT.index("return w * h")
+    sample = infill_sample(TEXT, [(start, start + 12)], tok, tokens, 64, ObjectiveConfig(), np.random.default_rng(0), True)
+    assert sample.ids[0] == tokens.eos and sample.targets[0] == tokens.eos
+
+
+def test_causal_attention_hides_later_tokens(corpus_dir, tok):
+    torch.manual_seed(0)
+    model = DiffusionLM(model_config(tiny(corpus_dir), tok.vocab_size)).eval()
+    ids = torch.randint(3, tok.vocab_size, (1, 10))
+    other = ids.clone()
+    other[0, 6:] = 5
+    with torch.no_grad():
+        a, b = model(ids, causal=True), model(other, causal=True)
+        assert torch.allclose(a[:, :6], b[:, :6], atol=1e-6)
+        assert not torch.allclose(model(ids)[:, :6], model(other)[:, :6], atol=1e-3)
+
+
+@pytest.mark.parametrize("recipe", [{"ar_steps": 2}, {"ar_mix": 0.5}])
+def test_autoregressive_recipes_train_a_shifted_model(corpus_dir, tmp_path, recipe):
+    config = tiny(corpus_dir, shift_logits=True, **recipe)
+    last = train(config, tmp_path, io.StringIO())
+    ckpt = open_checkpoint(last)
+    assert ckpt.config.shift_logits
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert all("val_ar_ce" in e and e["tokens_seen"] > 0 for e in log if "val_loss" in e)
+    start = TEXT.index("return w * h")
+    result = infill(load_engine(last), TEXT, [(start, start)], InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
+    assert result.forward_passes == 4 and result.text.endswith(TEXT[start:])
+
+
+def test_autoregressive_recipes_need_shifted_logits(corpus_dir):
+    for bad in ({"ar_steps": 5}, {"ar_mix": 0.3}, {"shift_logits": True, "ar_mix": 1.0}):
+        with pytest.raises(DcoderError):
+            tiny(corpus_dir, **bad)
+
+
+def test_learning_curve_benchmark_is_logged(corpus_dir, tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    start = TEXT.index("return w * h")
+    rows = [{"task_id": f"t{i}", "prompt": TEXT[:start], "suffix": TEXT[start + 12:], "canonical_solution": "return w * h",
+             "kind": kind} for i, kind in enumerate(("single-line", "node", "node", "multi-line"))]
+    tasks.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = tiny(corpus_dir, bench=str(tasks), bench_every=2, bench_limit=1)
+    train(config, tmp_path / "run", io.StringIO())
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    benches = [e for e in log if "bench_exact" in e]
+    assert [e["step"] for e in benches] == [2, 4]
+    assert set(benches[0]["bench_exact"]) == {"single-line", "node"}  # bench_limit 1 of each kind
+    assert all(0 <= v <= 1 for e in benches for v in e["bench_parse"].values())
