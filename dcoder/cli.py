@@ -445,6 +445,22 @@ def add_train_parser(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+def cmd_curve(args) -> int:
+    from dcoder.curve import plot, summary, table
+
+    print(table(summary(args.runs)))
+    if args.png:
+        print(plot(args.runs, args.png))
+    return 0
+
+
+def add_curve_parser(sub) -> None:
+    p = sub.add_parser("curve", help="learning curves of training runs: a table of their last figures and a PNG")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders of dcoder train (their log.jsonl)")
+    p.add_argument("--png", metavar="OUT", help="draw validation loss and benchmark exact match against tokens seen")
+    p.set_defaults(func=cmd_curve)
+
+
 def cmd_lsp(args) -> int:
     tcp = None
     if args.tcp is not None:
@@ -548,6 +564,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_regions_parser(sub)
     add_eval_parser(sub)
+    add_curve_parser(sub)
     add_train_parser(sub)
     add_lsp_parser(sub)
     add_export_parser(sub)

@@ -355,3 +355,17 @@ def test_learning_curve_benchmark_is_logged(corpus_dir, tmp_path):
     assert [e["step"] for e in benches] == [2, 4]
     assert set(benches[0]["bench_exact"]) == {"single-line", "node"}  # bench_limit 1 of each kind
     assert all(0 <= v <= 1 for e in benches for v in e["bench_parse"].values())
+
+
+def test_curve_table_and_plot_from_run_logs(straight_run, tmp_path, capsys):
+    from dcoder.curve import summary
+
+    rows = summary([str(straight_run)])
+    assert rows[0]["steps"] == 4 and rows[0]["tokens_seen"] == 4 * 4 * 128 and rows[0]["val_ce"] > 0
+    png = tmp_path / "curve.png"
+    pytest.importorskip("matplotlib")
+    assert cli.main(["curve", str(straight_run), "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| run | steps | tokens_seen | val_ce |") and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["curve", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
