@@ -131,6 +131,7 @@ class DiffusionLM(nn.Module):
         return_cache: bool = False,
         window: tuple[int, int] | None = None,
         causal: bool = False,
+        rows: torch.Tensor | None = None,
     ):
         """Logits (B, T, V) for ``ids`` (B, T); ``positions`` default to 0..T-1.
 
@@ -139,6 +140,7 @@ class DiffusionLM(nn.Module):
         ``window`` = (a, b) computes logits for positions a..b-1 only: the LM head is the
         costliest matmul for large vocabularies, and the sampler needs only the span.
         ``causal`` masks attention to earlier positions: autoregressive pretraining only.
+        ``rows`` (B, T) bool gives logits (N, V) for those positions only (training scores few).
         """
         b, t = ids.shape
         if positions is None:
@@ -151,6 +153,8 @@ class DiffusionLM(nn.Module):
             new_cache.append(kv)
         if window is not None:
             x = x[:, window[0]:window[1]]
+        if rows is not None:
+            x = x[rows]
         logits = self.lm_head(self.model.norm(x))
         return (logits, new_cache) if return_cache else logits
 

@@ -315,16 +315,33 @@ class SampleSource:
         return Batch(ids, ids.copy(), weights)
 
 
+def scored_rows(weights, shift: bool = False):
+    """Which logit rows score a token (B, T) bool: the hidden positions, or with ``shift`` the
+    positions just before them (a token at position 0 is never scored)."""
+    import torch
+
+    if not shift:
+        return weights > 0
+    rows = torch.zeros_like(weights, dtype=torch.bool)
+    rows[:, :-1] = weights[:, 1:] > 0
+    return rows
+
+
+def row_loss(row_logits, targets, weights, shift: bool = False):
+    """``loss_terms`` from the logits of ``scored_rows`` only (N, V), in the same row order."""
+    import torch.nn.functional as F
+
+    if shift:
+        targets, weights = targets[:, 1:], weights[:, 1:]
+    hidden = weights > 0
+    ce = F.cross_entropy(row_logits.float(), targets[hidden], reduction="none")
+    loss = (ce * weights[hidden]).sum() / weights.shape[0]
+    return loss, ce.mean() if ce.numel() else ce.sum()
+
+
 def loss_terms(logits, targets, weights, shift: bool = False):
     """(weighted diffusion loss averaged over the batch, plain mean cross-entropy on hidden tokens).
 
     With ``shift`` the logits at i score the token at i+1 (a token at position 0 is never scored).
     """
-    import torch.nn.functional as F
-
-    if shift:
-        logits, targets, weights = logits[:, :-1], targets[:, 1:], weights[:, 1:]
-    hidden = weights > 0
-    ce = F.cross_entropy(logits[hidden].float(), targets[hidden], reduction="none")
-    loss = (ce * weights[hidden]).sum() / weights.shape[0]
-    return loss, ce.mean() if ce.numel() else ce.sum()
+    return row_loss(logits[scored_rows(weights, shift)], targets, weights, shift)

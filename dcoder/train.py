@@ -31,7 +31,7 @@ import numpy as np
 from dcoder.config import ModelConfig, SpecialTokens
 from dcoder.corpus import Corpus, collect
 from dcoder.errors import DcoderError
-from dcoder.objective import Batch, ObjectiveConfig, SampleSource, loss_terms
+from dcoder.objective import Batch, ObjectiveConfig, SampleSource, loss_terms, row_loss, scored_rows
 from dcoder.tokenizer import Tokenizer
 from dcoder.vocab import EOS, MASK, SPAN_PAD, train_bpe
 
@@ -597,8 +597,8 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
                     share = len(batch.ids) / config.batch_size / config.grad_accum
                     ids, targets, weights = to_tensors(batch, device)
                     with autocast():
-                        logits = forward(ids, causal=causal)
-                    loss, ce = loss_terms(logits, targets, weights, shift)
+                        logits = forward(ids, causal=causal, rows=scored_rows(weights, shift))
+                    loss, ce = row_loss(logits, targets, weights, shift)
                     (loss * share).backward()
                     loss_acc += loss.detach() * share
                     ce_acc += ce.detach() * share

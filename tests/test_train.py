@@ -369,3 +369,21 @@ def test_curve_table_and_plot_from_run_logs(straight_run, tmp_path, capsys):
     assert out.startswith("| run | steps | tokens_seen | val_ce |") and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert cli.main(["curve", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_logits_of_scored_rows_only_give_the_same_loss(tok, corpus_dir, shift):
+    from dcoder.objective import row_loss, scored_rows
+
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    tokens = special_tokens(tok)
+    source = SampleSource(texts, token_stream(tok, texts, tokens.eos), tok, tokens, 128,
+                          ObjectiveConfig(max_span_tokens=48), shift)
+    ids, targets, weights = (torch.from_numpy(x) for x in (lambda b: (b.ids, b.targets, b.weights))(
+        source.batch(4, np.random.default_rng(3))))
+    torch.manual_seed(0)
+    model = DiffusionLM(model_config(tiny(corpus_dir), tok.vocab_size)).eval()
+    with torch.no_grad():
+        full = loss_terms(model(ids), targets, weights, shift)
+        rows = row_loss(model(ids, rows=scored_rows(weights, shift)), targets, weights, shift)
+    assert torch.allclose(full[0], rows[0], atol=1e-5) and torch.allclose(full[1], rows[1], atol=1e-5)
