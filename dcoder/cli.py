@@ -429,7 +429,12 @@ def cmd_train(args) -> int:
         return 0
     if args.out is None:
         raise DcoderError("dcoder train needs --out DIR (where checkpoints go)")
-    print(train(config, args.out))
+    if args.carry_to:
+        from dcoder.train import write_carry
+
+        print(write_carry(args.out, args.carry_to))
+        return 0
+    print(train(config, args.out, resume_from=args.resume_from))
     return 0
 
 
@@ -442,6 +447,11 @@ def add_train_parser(sub) -> None:
     p.add_argument("--max-steps", type=int, metavar="N", help="train until step N (same as --set max_steps=N)")
     p.add_argument("--device", metavar="D", help="cpu, cuda, cuda:N or auto (default auto)")
     p.add_argument("--print-config", action="store_true", help="print the options as JSON and exit")
+    p.add_argument("--resume-from", metavar="DIR",
+                   help="a carried state (--carry-to) to start from when --out has no checkpoint yet")
+    p.add_argument("--carry-to", metavar="DIR",
+                   help="write --out's newest checkpoint to DIR as a compact resume state to commit "
+                        "(bf16 weights, no optimizer moments) and exit")
     p.set_defaults(func=cmd_train)
 
 

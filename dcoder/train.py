@@ -38,7 +38,8 @@ from dcoder.vocab import EOS, MASK, SPAN_PAD, train_bpe
 # Options that may change when a run is resumed; any other difference means a different run.
 RUN_FIELDS = {"max_steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_batches",
               "log_every", "device", "dtype", "threads", "compile", "bench", "bench_every", "bench_kinds",
-              "bench_limit"}
+              "bench_limit", "decay_steps"}
+SCHEDULES = ("cosine", "wsd")
 DTYPES = ("auto", "fp32", "bf16")
 
 
@@ -69,6 +70,10 @@ class TrainConfig:
     lr: float = 1e-3
     min_lr: float = 1e-4
     warmup_steps: int = 500
+    # cosine: decay to min_lr over the whole run; wsd: constant after warm-up, linear decay over the
+    # last decay_steps (an open-ended run extends max_steps while it improves, then decays)
+    schedule: str = "cosine"
+    decay_steps: int = 0
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
@@ -107,6 +112,8 @@ class TrainConfig:
             raise DcoderError("training option vocab_size must be at least 300 (256 bytes + merges + specials)")
         if self.dtype not in DTYPES:
             raise DcoderError(f"training option dtype must be one of {', '.join(DTYPES)}")
+        if self.schedule not in SCHEDULES or self.decay_steps < 0:
+            raise DcoderError(f"training option schedule must be one of {', '.join(SCHEDULES)}, decay_steps >= 0")
         if self.bench_every < 0 or self.bench_limit < 1:
             raise DcoderError("training options need bench_every >= 0 and bench_limit >= 1")
         if self.ar_steps < 0 or not 0 <= self.ar_mix < 1:
@@ -186,8 +193,9 @@ def check_run_config(out: Path, config: TrainConfig) -> None:
     if saved_path.exists():
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
         current = config.to_dict()
+        defaults = TrainConfig().to_dict()  # options added since the run started had their default
         for key in sorted(set(saved) | set(current)):
-            if key not in RUN_FIELDS and saved.get(key) != current.get(key):
+            if key not in RUN_FIELDS and saved.get(key, defaults.get(key)) != current.get(key):
                 raise DcoderError(
                     f"{out} holds a run with {key}={json.dumps(saved.get(key))}, not {json.dumps(current.get(key))}; "
                     "use another --out folder or the same options"
@@ -234,7 +242,8 @@ def prepare_data(config: TrainConfig, out: Path, say) -> Data:
     folder.mkdir(parents=True, exist_ok=True)
     say(f"corpus: {summary['train']['files']} train / {summary['val']['files']} val files, "
         f"{summary['train']['bytes'] / 1e6:.1f} MB train text ({corpus.root})")
-    train_bpe((f.text for f in corpus.train), config.vocab_size, tok_path)
+    if not tok_path.exists():  # a run seeded from a carried state keeps its tokenizer
+        train_bpe((f.text for f in corpus.train), config.vocab_size, tok_path)
     tokenizer = Tokenizer(tok_path)
     eos = tokenizer.token_id(EOS)
     train_stream = token_stream(tokenizer, [f.text for f in corpus.train], eos)
@@ -309,13 +318,22 @@ def make_optimizer(model, config: TrainConfig):
     )
 
 
-def learning_rate(step: int, config: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr`` at ``max_steps``."""
+def learning_rate(step: int, config: TrainConfig, rewarm_from: int | None = None) -> float:
+    """Linear warm-up, then cosine decay to ``min_lr`` at ``max_steps`` (or, for ``wsd``, constant
+    until the last ``decay_steps``, then linear). A run resumed without its optimizer moments
+    (``rewarm_from``) warms up again over ``warmup_steps``."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
-    span = max(1, config.max_steps - config.warmup_steps)
-    progress = min(1.0, (step - config.warmup_steps) / span)
-    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
+    if config.schedule == "wsd":
+        left = config.max_steps - step
+        lr = config.lr if left >= config.decay_steps else config.min_lr + (config.lr - config.min_lr) * left / config.decay_steps
+    else:
+        span = max(1, config.max_steps - config.warmup_steps)
+        progress = min(1.0, (step - config.warmup_steps) / span)
+        lr = config.min_lr + 0.5 * (config.lr - config.min_lr) * (1 + math.cos(math.pi * progress))
+    if rewarm_from is not None and config.warmup_steps:
+        lr *= min(1.0, (step - rewarm_from + 1) / config.warmup_steps)
+    return lr
 
 
 # ---- checkpoints ---------------------------------------------------------------------------
@@ -334,6 +352,7 @@ def checkpoint_dirs(out: Path) -> list[Path]:
 class RunState:
     step: int = 0
     tokens_seen: int = 0
+    rewarm_from: int | None = None  # step a resume without optimizer moments started at
 
 
 def save_checkpoint(out: Path, model, optimizer, rng: np.random.Generator, state: RunState, config: TrainConfig,
@@ -360,8 +379,8 @@ def save_checkpoint(out: Path, model, optimizer, rng: np.random.Generator, state
         for key, value in optimizer.state.get(p, {}).items():
             moments[f"{name}::{key}"] = value.detach().to("cpu").reshape(value.shape or (1,)).contiguous()
     save_file(moments, str(tmp / "trainer" / "optimizer.safetensors"))
-    write_json(tmp / "trainer" / "state.json",
-               {"step": state.step, "tokens_seen": state.tokens_seen, "rng": rng.bit_generator.state})
+    write_json(tmp / "trainer" / "state.json", {"step": state.step, "tokens_seen": state.tokens_seen,
+                                                 "rewarm_from": state.rewarm_from, "rng": rng.bit_generator.state})
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     for old in checkpoint_dirs(out)[:-config.keep_checkpoints]:
@@ -369,15 +388,31 @@ def save_checkpoint(out: Path, model, optimizer, rng: np.random.Generator, state
     return final
 
 
-def restore_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, device) -> RunState:
+def restore_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, device, tokenizer_path: Path) -> RunState:
+    """Load a checkpoint into the model, optimizer and sampler RNG. Without optimizer moments
+    (a carried state, see ``write_carry``) the moments start from zero and the learning rate
+    warms up again."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    weights = load_file(str(path / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if (path / "tokenizer.json").read_bytes() != tokenizer_path.read_bytes():
+        raise DcoderError(f"resume checkpoint {path} was trained with another tokenizer than this run's")
+    moments_path = path / "trainer" / "optimizer.safetensors"
+    try:
+        weights = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+        moments = load_file(str(moments_path)) if moments_path.exists() else None
+        saved = json.loads((path / "trainer" / "state.json").read_text(encoding="utf-8"))
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        rng.bit_generator.state = saved["rng"]
+        state = RunState(int(saved["step"]), int(saved["tokens_seen"]), saved.get("rewarm_from"))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise DcoderError(f"resume checkpoint {path} is corrupt or does not fit this model ({reason[:160]})") from None
     missing = [k for k in missing if not (k == "lm_head.weight" and model.config.tie_word_embeddings)]
     if missing or unexpected:
         raise DcoderError(f"checkpoint {path} does not match the model ({(missing + unexpected)[0]})")
-    moments = load_file(str(path / "trainer" / "optimizer.safetensors"))
+    if moments is None:
+        return RunState(state.step, state.tokens_seen, state.step)
     for name, p in model.named_parameters():
         if f"{name}::step" not in moments:
             continue
@@ -386,9 +421,69 @@ def restore_checkpoint(path: Path, model, optimizer, rng: np.random.Generator, d
             "exp_avg": moments[f"{name}::exp_avg"].to(device),
             "exp_avg_sq": moments[f"{name}::exp_avg_sq"].to(device),
         }
-    saved = json.loads((path / "trainer" / "state.json").read_text(encoding="utf-8"))
-    rng.bit_generator.state = saved["rng"]
-    return RunState(saved["step"], saved["tokens_seen"])
+    return state
+
+
+# ---- carried resume state ------------------------------------------------------------------
+# A run's newest checkpoint in a compact form that can be committed: bf16 weights, no optimizer
+# moments (they are two thirds of a checkpoint), the run's options and log. A run seeded from it
+# continues from its step with the moments re-warmed; within one machine, full checkpoints resume
+# exactly.
+
+CARRIED = ("config.json", "tokenizer.json", "training.json")
+
+
+def write_carry(out: str | Path, dest: str | Path) -> Path:
+    """Write the newest checkpoint of run ``out`` to ``dest`` as a carried state (replaced atomically)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    out, dest = Path(out), Path(dest)
+    existing = checkpoint_dirs(out)
+    if not existing:
+        raise DcoderError(f"{out} has no checkpoint to carry")
+    last = existing[-1]
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "checkpoint" / "trainer").mkdir(parents=True)
+    weights = {k: v.to(torch.bfloat16) for k, v in load_file(str(last / "model.safetensors")).items()}
+    save_file(weights, str(tmp / "checkpoint" / "model.safetensors"), metadata={"format": "pt"})
+    for name in CARRIED:
+        shutil.copyfile(last / name, tmp / "checkpoint" / name)
+    shutil.copyfile(last / "trainer" / "state.json", tmp / "checkpoint" / "trainer" / "state.json")
+    for name in ("train_config.json", "log.jsonl"):
+        shutil.copyfile(out / name, tmp / name)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+    return dest
+
+
+def seed_from_carry(src: str | Path, out: Path, config: TrainConfig) -> bool:
+    """Start run ``out`` from the carried state ``src`` unless it already has checkpoints; the
+    options must be those of the carried run (``RUN_FIELDS`` aside). True when seeded."""
+    src = Path(src)
+    if checkpoint_dirs(out):
+        return False
+    state_file = src / "checkpoint" / "trainer" / "state.json"
+    if not state_file.is_file() or not (src / "train_config.json").is_file():
+        raise DcoderError(f"{src} is not a carried training state (no checkpoint/trainer/state.json or train_config.json)")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        step = int(json.loads(state_file.read_text(encoding="utf-8"))["step"])
+        with safe_open(str(src / "checkpoint" / "model.safetensors"), "pt") as weights:
+            weights.keys()
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        raise DcoderError(f"carried state {src} is corrupt ({exc.__class__.__name__})") from None
+    (out / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "train_config.json", out / "train_config.json")
+    check_run_config(out, config)
+    shutil.copyfile(src / "log.jsonl", out / "log.jsonl")
+    shutil.copyfile(src / "checkpoint" / "tokenizer.json", out / "data" / "tokenizer.json")
+    final = out / "checkpoints" / f"step-{step:07d}"
+    shutil.copytree(src / "checkpoint", final.with_name(final.name + ".tmp"), dirs_exist_ok=True)
+    os.replace(final.with_name(final.name + ".tmp"), final)
+    return True
 
 
 # ---- progress ------------------------------------------------------------------------------
@@ -522,8 +617,11 @@ def step_parts(source: SampleSource, step: int, config: TrainConfig, rng: np.ran
     return parts
 
 
-def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
-    """Train (or resume) in ``out`` until ``config.max_steps``; returns the newest checkpoint folder."""
+def train(config: TrainConfig, out: str | Path, stream=None, resume_from: str | Path | None = None) -> Path:
+    """Train (or resume) in ``out`` until ``config.max_steps``; returns the newest checkpoint folder.
+
+    ``resume_from``: a carried state (``write_carry``) to start from when ``out`` has no checkpoint.
+    """
     from dcoder.torch_backend import require_torch
 
     torch = require_torch()
@@ -538,6 +636,8 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
     use_bf16 = config.dtype == "bf16" or (config.dtype == "auto" and device.startswith("cuda"))
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if use_bf16 else nullcontext
     progress = ProgressLine(stream, config.max_steps)
+    if resume_from is not None and seed_from_carry(resume_from, out, config):
+        progress.note(f"seeded from the carried state {resume_from}")
     check_run_config(out, config)
     data = prepare_data(config, out, progress.note)
     tokenizer = Tokenizer(data.tokenizer_path)
@@ -552,7 +652,7 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
     state = RunState()
     existing = checkpoint_dirs(out)
     if existing:
-        state = restore_checkpoint(existing[-1], model, optimizer, rng, device)
+        state = restore_checkpoint(existing[-1], model, optimizer, rng, device, data.tokenizer_path)
         progress.note(f"resumed from {existing[-1]} (step {state.step})")
     if state.step >= config.max_steps:
         if existing:
@@ -587,7 +687,7 @@ def train(config: TrainConfig, out: str | Path, stream=None) -> Path:
     try:
         while state.step < config.max_steps:
             started = time.perf_counter()
-            lr = learning_rate(state.step, config)
+            lr = learning_rate(state.step, config, state.rewarm_from)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss_acc = torch.zeros((), device=device)

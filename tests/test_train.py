@@ -387,3 +387,47 @@ def test_logits_of_scored_rows_only_give_the_same_loss(tok, corpus_dir, shift):
         full = loss_terms(model(ids), targets, weights, shift)
         rows = row_loss(model(ids, rows=scored_rows(weights, shift)), targets, weights, shift)
     assert torch.allclose(full[0], rows[0], atol=1e-5) and torch.allclose(full[1], rows[1], atol=1e-5)
+
+
+def test_wsd_schedule_holds_then_decays_and_rewarms_after_a_carried_resume(corpus_dir):
+    from dcoder.train import learning_rate
+
+    config = tiny(corpus_dir, schedule="wsd", max_steps=100, warmup_steps=10, decay_steps=20, lr=1e-3, min_lr=1e-4)
+    assert learning_rate(4, config) == pytest.approx(5e-4)
+    assert learning_rate(50, config) == learning_rate(80, config) == 1e-3
+    assert learning_rate(90, config) == pytest.approx(1e-4 + 9e-4 * 10 / 20)
+    assert learning_rate(100, config) == pytest.approx(1e-4)
+    assert learning_rate(50, config, rewarm_from=48) == pytest.approx(3e-4)
+    assert learning_rate(60, config, rewarm_from=48) == 1e-3
+
+
+def test_carried_state_resumes_the_run_and_bad_states_fail_in_one_line(straight_run, corpus_dir, tmp_path, capsys):
+    carry = tmp_path / "carry"
+    assert cli.main(["train", "--out", str(straight_run), "--carry-to", str(carry)]) == 0
+    weights = load_file(str(carry / "checkpoint" / "model.safetensors"))
+    assert all(v.dtype == torch.bfloat16 for v in weights.values())
+    assert not (carry / "checkpoint" / "trainer" / "optimizer.safetensors").exists()
+
+    out = tmp_path / "run"
+    stream = io.StringIO()
+    last = train(tiny(corpus_dir, max_steps=6), out, stream, resume_from=carry)
+    assert "seeded from the carried state" in stream.getvalue() and "(step 4)" in stream.getvalue()
+    assert last.name == "step-0000006"
+    state = json.loads((last / "trainer" / "state.json").read_text())
+    assert state["rewarm_from"] == 4 and state["tokens_seen"] == 6 * 4 * 128
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if "loss" in e] == [1, 2, 3, 4, 5, 6]  # the carried history goes on
+
+    conf = tmp_path / "other.json"
+    conf.write_text(json.dumps(tiny(corpus_dir, lr=5e-3).to_dict()))
+    assert cli.main(["train", "--config", str(conf), "--out", str(tmp_path / "r2"), "--resume-from", str(carry)]) == 2
+    assert "lr" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    shutil.copytree(carry, broken)
+    (broken / "checkpoint" / "model.safetensors").write_bytes(b"\0" * 64)
+    conf.write_text(json.dumps(tiny(corpus_dir).to_dict()))
+    assert cli.main(["train", "--config", str(conf), "--out", str(tmp_path / "r3"), "--resume-from", str(broken)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupt" in err and err.count("\n") == 1
+    assert cli.main(["train", "--config", str(conf), "--out", str(tmp_path / "r4"), "--resume-from", str(tmp_path)]) == 2
+    assert "not a carried training state" in capsys.readouterr().err
