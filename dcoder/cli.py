@@ -119,7 +119,7 @@ def add_length_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--length", choices=LENGTH_MODES, default=default.mode,
                    help="how spans get their length: pad (a budget of masks, ended early with padding), expand "
                         "(masks may split in two or vanish as they are revealed: the model needs <|expand|> and "
-                        f"<|delete|>) or auto (expand when it has them; the default)")
+                        "<|delete|>) or auto (expand when it has them; the default)")
     p.add_argument("--max-span", type=int, default=default.max_span, metavar="N",
                    help=f"with --length expand: most tokens a span may grow to (default {default.max_span})")
 
