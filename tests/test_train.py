@@ -16,7 +16,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from dcoder import cli  # noqa: E402
 from dcoder.checkpoint import open_checkpoint  # noqa: E402
-from dcoder.config import SamplerConfig, SpecialTokens  # noqa: E402
+from dcoder.config import LengthConfig, SamplerConfig, SpecialTokens  # noqa: E402
 from dcoder.corpus import collect, stdlib_root  # noqa: E402
 from dcoder.engine import load_engine  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
@@ -274,7 +274,7 @@ def straight_run(corpus_dir, tmp_path_factory) -> Path:
 def test_checkpoint_loads_and_infills(straight_run):
     last = straight_run / "checkpoints" / "step-0000004"
     ckpt = open_checkpoint(last)
-    assert ckpt.tokens == SpecialTokens(mask=1, span_pad=2, eos=0)
+    assert ckpt.tokens == SpecialTokens(mask=1, span_pad=2, eos=0, expand=3, delete=4)
     assert ckpt.config.model_type == "dcoder" and not ckpt.config.shift_logits
     assert ckpt.config.max_position_embeddings == 128
     training = json.loads((last / "training.json").read_text())
@@ -283,10 +283,12 @@ def test_checkpoint_loads_and_infills(straight_run):
 
     engine = load_engine(last)
     start = TEXT.index("return w * h")
-    result = infill(engine, TEXT, [(start, start + len("return w * h"))],
-                    InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
-    assert result.text.startswith(TEXT[:start]) and result.text.endswith(TEXT[start + len("return w * h"):])
-    assert result.forward_passes == 4
+    for mode in ("pad", "expand"):  # it has expand and delete: both ways of ending a span work
+        result = infill(engine, TEXT, [(start, start + len("return w * h"))],
+                        InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8, lengths=LengthConfig(mode)))
+        assert result.text.startswith(TEXT[:start]) and result.text.endswith(TEXT[start + len("return w * h"):])
+        # a delete ends a span with the masks after it: expand runs may take fewer passes
+        assert result.forward_passes == 4 if mode == "pad" else 1 <= result.forward_passes
 
     log = [json.loads(line) for line in (straight_run / "log.jsonl").read_text().splitlines()]
     steps = [e for e in log if "loss" in e]
@@ -306,7 +308,9 @@ def test_trained_checkpoint_exports_with_its_corpus_record(straight_run, tmp_pat
     assert manifest["training"]["corpus"] == training["corpus"] and manifest["training"]["step"] == 4
     engine = load_exported(out)
     start = TEXT.index("return w * h")
-    result = infill(engine, TEXT, [(start, start)], InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
+    assert engine.tokens.can_grow  # the manifest keeps expand and delete
+    result = infill(engine, TEXT, [(start, start)],
+                    InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8, lengths=LengthConfig("pad")))
     assert result.forward_passes == 4 and result.text.endswith(TEXT[start:])
 
 
