@@ -15,7 +15,7 @@ from dcoder.engine import Engine
 from dcoder.errors import DcoderError
 from dcoder.infill import InfillOptions, infill, length_mode
 from dcoder.sampler import Lengths, denoise, denoise_lengths
-from dcoder.spans import fix_length
+from dcoder.spans import Span, build_layout, fix_length
 from dcoder.tokenizer import Tokenizer
 
 EOS, MASK, PAD, EXPAND, DELETE = 0, 1, 2, 3, 4
@@ -264,8 +264,6 @@ PLAN = [[(0, 7)], [(0, EXPAND), (-1, DELETE)], [(0, EXPAND)]]  # a plain token; 
 def two_holes(tokens: SpecialTokens, tok: Tokenizer):
     text = "def f(a, b):\n    x = \n    return \n"
     first, second = text.index("= ") + 2, text.index("return ") + 7
-    from dcoder.spans import Span, build_layout
-
     layout = build_layout(text, [Span(first, first, 4), Span(second, second, 4)], tok, tokens, 512, tokens.eos)
     return layout.ids[None], layout.slots
 
