@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dcoder.config import ModelConfig, SpecialTokens, read_json
 from dcoder.errors import DcoderError
-from dcoder.tokenizer import EOS_NAMES, MASK_NAMES, SPAN_PAD_NAMES, Tokenizer
+from dcoder.tokenizer import DELETE_NAMES, EOS_NAMES, EXPAND_NAMES, MASK_NAMES, SPAN_PAD_NAMES, Tokenizer
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_NAME = "model.safetensors.index.json"
@@ -102,10 +102,14 @@ def special_tokens(raw: dict, tok: Tokenizer, folder: Path) -> SpecialTokens:
     if not isinstance(span_pad, int):
         span_pad = tok.first_token_id(SPAN_PAD_NAMES[:1]) or declared("pad_token_id", "pad_token", SPAN_PAD_NAMES)
     bos = raw.get("bos_token_id")
+    # DreamOn's variable-length tokens where the checkpoint has them: by id in config.json, else by name
+    expand, delete = (raw[key] if isinstance(raw.get(key), int) else tok.first_token_id(names)
+                      for key, names in (("expand_token_id", EXPAND_NAMES), ("delete_token_id", DELETE_NAMES)))
     missing = [n for n, v in (("mask", mask), ("end-of-text", eos), ("span padding", span_pad)) if v is None]
     if missing:
         raise DcoderError(f"checkpoint {folder} declares no {' / '.join(missing)} token")
-    return SpecialTokens(mask=mask, span_pad=span_pad, eos=eos, bos=bos if isinstance(bos, int) else None)
+    return SpecialTokens(mask=mask, span_pad=span_pad, eos=eos, bos=bos if isinstance(bos, int) else None,
+                         expand=expand, delete=delete)
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
@@ -119,7 +123,8 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
     files = weight_files(folder)
     tok = Tokenizer(folder / "tokenizer.json")
     tokens = special_tokens(raw, tok, folder)
-    for name, tid in (("mask", tokens.mask), ("span padding", tokens.span_pad), ("end-of-text", tokens.eos)):
-        if not 0 <= tid < config.vocab_size:
+    for name, tid in (("mask", tokens.mask), ("span padding", tokens.span_pad), ("end-of-text", tokens.eos),
+                      ("expand", tokens.expand), ("delete", tokens.delete)):
+        if tid is not None and not 0 <= tid < config.vocab_size:
             raise DcoderError(f"{name} token id {tid} is outside the vocabulary ({config.vocab_size})")
     return Checkpoint(path=folder, config=config, tokens=tokens, weight_files=files, raw_config=raw)

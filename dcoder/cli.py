@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, SamplerConfig
+from dcoder.config import ALGS, LENGTH_MODES, LengthConfig, SamplerConfig
 from dcoder.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 
@@ -114,10 +114,21 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="exported models: re-encode the context every K passes (default 0: once per run)")
 
 
+def add_length_args(p: argparse.ArgumentParser) -> None:
+    default = LengthConfig()
+    p.add_argument("--length", choices=LENGTH_MODES, default=default.mode,
+                   help="how spans get their length: pad (a budget of masks, ended early with padding), expand "
+                        "(masks may split in two or vanish as they are revealed: the model needs <|expand|> and "
+                        "<|delete|>) or auto (expand when it has them; the default)")
+    p.add_argument("--max-span", type=int, default=default.max_span, metavar="N",
+                   help=f"with --length expand: most tokens a span may grow to (default {default.max_span})")
+
+
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder (default: built-in model)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens reserved per span (default: from context)")
     p.add_argument("--exact-length", type=int, metavar="N", help="generate exactly N tokens per span")
+    add_length_args(p)
     p.add_argument("--steps", type=int, default=32, help="denoising steps (default 32)")
     p.add_argument("--threshold", type=float, metavar="X",
                    help="reveal every token whose confidence passes X at each step (instead of --steps)")
@@ -144,7 +155,7 @@ def infill_options(args):
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
-                         max_context=args.max_context)
+                         max_context=args.max_context, lengths=LengthConfig(args.length, args.max_span))
 
 
 # ---- syntax: language, regions, fills that break the parse -----------------------------------
@@ -351,6 +362,7 @@ def cmd_eval(args) -> int:
 
     from dcoder.evaluate import BASELINES, ModelFiller, canonical_filler, check_samples, load_tasks, run
     from dcoder.execution import Limits, Sandbox
+    from dcoder.infill import length_mode
 
     check_samples(args.samples, args.temperature)
     if args.limit is not None and args.limit < 1:
@@ -375,7 +387,9 @@ def cmd_eval(args) -> int:
     else:
         engine = resolve_model(args.model, args.provider, args.cache_refresh)
         fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
+        # the mode auto chose is recorded, so runs of one checkpoint in each mode can be told apart
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
+                        length=length_mode(engine, options), max_span=options.lengths.max_span,
                         sampler=asdict(options.sampler))
     with Sandbox(Limits(timeout=args.timeout), args.jobs) as sandbox:
         settings["jobs"] = sandbox.jobs
@@ -399,6 +413,7 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds per test run (default 3)")
     p.add_argument("--jobs", type=int, metavar="N", help="test runs at a time (default: up to 2 cores)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens per span (default: as for an editor request)")
+    add_length_args(p)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees")
     p.add_argument("--steps", type=int, default=32, help="denoising steps (default 32)")
     p.add_argument("--threshold", type=float, metavar="X", help="confidence-threshold unmasking instead of --steps")

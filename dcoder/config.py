@@ -101,14 +101,51 @@ class SpecialTokens:
     span_pad: int
     eos: int
     bos: int | None = None
+    # DreamOn's variable-length tokens: a mask revealed as expand becomes two masks, one revealed
+    # as delete is removed (see dcoder.sampler.denoise_lengths); None where the tokenizer lacks them
+    expand: int | None = None
+    delete: int | None = None
 
     @property
     def stripped(self) -> frozenset[int]:
         """Tokens removed from a span's output: they end a span, they are not text."""
         return frozenset({self.span_pad, self.eos})
 
+    @property
+    def can_grow(self) -> bool:
+        """Whether spans may change length during a run (the tokenizer has expand and delete)."""
+        return self.expand is not None and self.delete is not None
+
+    @property
+    def structural(self) -> tuple[int, ...]:
+        """The expand and delete tokens there are: never text, so never chosen in a pad-ending run."""
+        return tuple(t for t in (self.expand, self.delete) if t is not None)
+
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
+LENGTH_MODES = ("auto", "pad", "expand")
+MAX_SPAN_LIMIT = 4096  # bound of LengthConfig.max_span
+
+
+@dataclass(frozen=True)
+class LengthConfig:
+    """How a span's length is decided.
+
+    ``pad``: the span has its budget of mask tokens and ends early with span padding (it never
+    grows past the budget). ``expand``: a mask may turn into two masks or vanish at each step
+    (the checkpoint needs expand and delete tokens), so the budget is only a first guess and a
+    span may grow to ``max_span`` tokens (a larger budget keeps its own size). ``auto``: expand
+    when the checkpoint has those tokens, else pad.
+    """
+
+    mode: str = "auto"
+    max_span: int = 256
+
+    def __post_init__(self) -> None:
+        if self.mode not in LENGTH_MODES:
+            raise DcoderError(f"unknown --length {self.mode!r} (choose from {', '.join(LENGTH_MODES)})")
+        if not 1 <= self.max_span <= MAX_SPAN_LIMIT:
+            raise DcoderError(f"--max-span must be in [1, {MAX_SPAN_LIMIT}]")
 
 
 @dataclass(frozen=True)

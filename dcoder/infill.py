@@ -7,10 +7,10 @@ from typing import Callable
 
 import numpy as np
 
-from dcoder.config import SamplerConfig
+from dcoder.config import LengthConfig, SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
-from dcoder.sampler import StepState, denoise
+from dcoder.sampler import GrownResult, Lengths, StepState, denoise, denoise_lengths
 from dcoder import syntax
 from dcoder.spans import Layout, Span, build_layout, default_budget, fix_length, preview_text, variant_length
 from dcoder.validity import choose
@@ -31,6 +31,7 @@ class InfillOptions:
     # Longest fill (tokens) the last-resort constrained search tries for a span that still
     # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
     search_tokens: int = 4
+    lengths: LengthConfig = field(default_factory=LengthConfig)  # pad-ending, or spans that grow and shrink
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -90,9 +91,32 @@ def apply_edits(text: str, edits: tuple[Edit, ...] | list[Edit]) -> str:
     return "".join(out)
 
 
+def _max_len(engine: Engine, options: InfillOptions) -> int:
+    return min(engine.max_context, options.max_context or engine.max_context)
+
+
 def _layout(engine: Engine, text: str, spans: list[Span], options: InfillOptions) -> Layout:
-    max_len = min(engine.max_context, options.max_context or engine.max_context)
-    return build_layout(text, spans, engine.tokenizer, engine.tokens, max_len, engine.lead)
+    return build_layout(text, spans, engine.tokenizer, engine.tokens, _max_len(engine, options), engine.lead)
+
+
+def length_mode(engine: Engine, options: InfillOptions) -> str:
+    """``pad`` or ``expand``: how this checkpoint decides span lengths under ``options.lengths``."""
+    mode = options.lengths.mode
+    if mode == "auto":
+        return "expand" if engine.tokens.can_grow else "pad"
+    if mode == "expand" and not engine.tokens.can_grow:
+        raise DcoderError("--length expand needs a model whose tokenizer has <|expand|> and <|delete|>; "
+                          "this one ends spans with padding only (--length pad)")
+    return mode
+
+
+def _lengths(engine: Engine, options: InfillOptions) -> Lengths | None:
+    """What the sampler needs to let spans change length; None for pad-ending."""
+    if length_mode(engine, options) == "pad":
+        return None
+    t = engine.tokens
+    return Lengths(expand=t.expand, delete=t.delete, pad=t.span_pad, ends=t.stripped,
+                   max_span=options.lengths.max_span, max_len=_max_len(engine, options))
 
 
 def _budget(engine: Engine, text: str, start: int, end: int, options: InfillOptions, kind: str | None = None) -> int:
@@ -117,7 +141,8 @@ def _progress_callback(engine: Engine, layout: Layout, on_progress: OnProgress |
 
     def on_step(state: StepState) -> bool | None:
         row = state.ids[0]
-        previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in layout.slots)
+        slots = state.slots or layout.slots
+        previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in slots)
         return on_progress(Progress(state.step, state.forward_passes, previews, ranges, int(state.masked[0].sum())))
 
     return on_step
@@ -141,24 +166,43 @@ def _candidates(engine: Engine, layout: Layout, ids: np.ndarray, options: Infill
     return batch, fixed
 
 
+def _denoise(engine: Engine, rows: np.ndarray, rows_fixed: np.ndarray, slots: tuple[tuple[int, int], ...],
+             options: InfillOptions, lengths: Lengths | None, on_step) -> GrownResult:
+    """Denoise a batch: pad-ending when ``lengths`` is None or every row's length is fixed, else
+    with spans that change length (the result may then have wider slots)."""
+    # a row of fixed length may not end early: padding and end-of-text are not drawn there
+    if options.exact_length is not None:
+        rows_fixed = np.ones(len(rows), dtype=bool)
+    if len(rows) > 1 and options.sampler.deterministic and (rows == rows[0]).all() and (rows_fixed == rows_fixed[0]).all():
+        # a repair round's identical rows would all come back the same: denoise one
+        one = _denoise(engine, rows[:1], rows_fixed[:1], slots, options, lengths, on_step)
+        n = len(rows)
+        return GrownResult(replace(one.sample, ids=np.repeat(one.sample.ids, n, 0),
+                                   logprobs=np.repeat(one.sample.logprobs, n, 0)),
+                           one.slots, np.repeat(one.generated, n, 0))
+    if lengths is None or rows_fixed.all():
+        result = denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step,
+                         tuple(engine.tokens.stripped), rows_fixed, engine.tokens.structural)
+        return GrownResult(result, slots, rows == engine.tokens.mask)
+    return denoise_lengths(rows, slots, engine.backend, options.sampler, engine.tokens.mask, lengths, on_step, rows_fixed)
+
+
 def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: InfillOptions,
          on_progress: OnProgress | None, extra_passes: int = 0) -> InfillResult:
     batch, fixed = _candidates(engine, layout, ids, options)
+    lengths = _lengths(engine, options)
+    first = _denoise(engine, batch, fixed, layout.slots, options, lengths,
+                     _progress_callback(engine, layout, on_progress))
+    if first.slots != layout.slots:  # a span outgrew its slot: the rows were laid out anew
+        layout = Layout(first.sample.ids[0], layout.spans, first.slots)
+    # repair rounds keep this layout: their spans change length within their slots
+    within = None if lengths is None else replace(lengths, max_span=0, max_len=first.sample.ids.shape[1])
     on_step = _progress_callback(engine, layout, on_progress)
-    stripped = tuple(engine.tokens.stripped)
 
     def resample(rows: np.ndarray, rows_fixed: np.ndarray):
-        # a row of fixed length may not end early: padding and end-of-text are not drawn there
-        if options.exact_length is not None:
-            rows_fixed = np.ones(len(rows), dtype=bool)
-        if options.sampler.deterministic and (rows == rows[0]).all() and (rows_fixed == rows_fixed[0]).all():
-            # a repair round's identical rows would all come back the same: denoise one
-            one = denoise(rows[:1], engine.backend, options.sampler, engine.tokens.mask, on_step, stripped, rows_fixed[:1])
-            return replace(one, ids=np.repeat(one.ids, len(rows), 0), logprobs=np.repeat(one.logprobs, len(rows), 0))
-        return denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step, stripped, rows_fixed)
+        return _denoise(engine, rows, rows_fixed, layout.slots, options, within, on_step).sample
 
-    result = resample(batch, fixed)
-    generated = batch == engine.tokens.mask
+    result, generated = first.sample, first.generated
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
                   options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))

@@ -14,6 +14,13 @@ tokens (a sample with one hidden token at p = 0.001 counts hundreds of times); a
   span-padding tokens up to the budget, so the model learns where a span of unknown length ends;
   only slot tokens are hidden, the context stays visible.
 
+With probability ``expand_delete`` an infilling sample is laid out for variable-length decoding
+instead (DreamOn's objective; ``sampler.denoise_lengths`` decodes it): no padding, and a slot
+count that is not the span's length. Surplus slots follow the span's tokens and target the delete
+token; runs of adjacent hidden tokens are merged into one slot that targets the expand token (a
+mask that stands for two tokens or more). Expand and delete targets are always hidden, as they
+are at inference, where a revealed expand becomes two masks and a revealed delete disappears.
+
 Syntax-aligned spans are the regions of ``grammars/python/regions.scm`` (through ``dcoder.syntax``),
 drawn kind first as ``dcoder.masking`` does; each file is parsed once and its regions kept as arrays,
 since parsing a large file costs about a second. A file without regions gives whole lines instead.
@@ -59,6 +66,7 @@ class ObjectiveConfig:
     max_spans: int = 3
     max_span_tokens: int = 192
     exact_budget: float = 0.15  # probability that a slot has no padding (known length)
+    expand_delete: float = 0.5  # probability that an infilling sample has expand/delete targets instead of padding
     eps: float = 1e-3
     weighting: str = "mean"  # "mean": each sample's hidden tokens averaged; "elbo": weighted 1/p
 
@@ -66,7 +74,7 @@ class ObjectiveConfig:
         shares = [getattr(self, k) for k in KINDS]
         if min(shares) < 0 or sum(shares) <= 0:
             raise DcoderError("objective shares must be >= 0 and not all 0")
-        for name in ("multi_span", "exact_budget"):
+        for name in ("multi_span", "exact_budget", "expand_delete"):
             if not 0 <= getattr(self, name) <= 1:
                 raise DcoderError(f"objective {name} must be in [0, 1]")
         if not 0 < self.eps < 1:
@@ -218,18 +226,51 @@ def infill_sample(
     budgets = [sample_budget(len(m), limit, config.exact_budget, rng) for m in middles]
     if sum(budgets) > limit:
         budgets = [max(1, len(m)) for m in middles]
-    spans = [Span(a, b, n) for (a, b), n in zip(ranges, budgets)]
+    p = mask_rate(rng, config.eps)
+    if config.expand_delete and rng.random() < config.expand_delete:
+        slots = [growing_slot(m, n - len(m), p, tokens, rng) for m, n in zip(middles, budgets)]
+    else:
+        slots = [padded_slot(m, n, p, tokens, rng) for m, n in zip(middles, budgets)]
+    spans = [Span(a, b, len(t)) for (a, b), (t, _) in zip(ranges, slots)]
     layout = build_layout(text, spans, tokenizer, tokens, seq_len, lead=tokens.eos if shift else None)
     targets = layout.ids.copy()
-    region = np.zeros(len(targets), dtype=bool)
-    for (a, b), middle in zip(layout.slots, middles):
-        targets[a:a + len(middle)] = middle
-        targets[a + len(middle):b] = tokens.span_pad
-        region[a:b] = True
-    p = mask_rate(rng, config.eps)
-    hidden = region & (rng.random(len(targets)) < p)
+    hidden = np.zeros(len(targets), dtype=bool)
+    for (a, b), (slot_targets, slot_hidden) in zip(layout.slots, slots):
+        targets[a:b], hidden[a:b] = slot_targets, slot_hidden
     ids = np.where(hidden, tokens.mask, targets)
-    return Sample(ids, targets, hidden_weights(hidden, p, int(region.sum()), config.weighting))
+    region = sum(len(t) for t, _ in slots)
+    return Sample(ids, targets, hidden_weights(hidden, p, region, config.weighting))
+
+
+def padded_slot(middle: list[int], budget: int, p: float, tokens: SpecialTokens,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A slot of ``budget`` positions for pad-ending: the span's tokens, then span padding; each
+    position hidden with probability ``p``. Returns targets and which positions are hidden."""
+    targets = np.array(list(middle) + [tokens.span_pad] * (budget - len(middle)), dtype=np.int64)
+    return targets, rng.random(budget) < p
+
+
+MERGE_PROB = 0.5  # chance that two adjacent hidden tokens share a slot (DreamOn's merge_prob)
+
+
+def growing_slot(middle: list[int], surplus: int, p: float, tokens: SpecialTokens,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A slot for variable-length decoding (see the module docstring): the span's tokens, each
+    hidden with probability ``p``, runs of hidden ones merged into expand slots, then ``surplus``
+    hidden delete slots. Adjacent hidden tokens merge with probability ``MERGE_PROB`` in half the
+    samples, and with that times the share left visible in the other half (DreamOn mixes the same
+    two schedules). Returns targets and which positions are hidden."""
+    n = len(middle)
+    hidden = rng.random(n) < p
+    share = hidden.mean() if n else 0.0
+    merge = MERGE_PROB if rng.random() < 0.5 else MERGE_PROB * (1 - share)
+    joins = np.zeros(n, dtype=bool)  # position i shares the slot of position i - 1
+    joins[1:] = hidden[1:] & hidden[:-1] & (rng.random(max(n - 1, 0)) < merge)
+    first = ~joins
+    sizes = np.diff(np.append(np.nonzero(first)[0], n))
+    targets = np.where(sizes > 1, tokens.expand, np.asarray(middle, dtype=np.int64)[first])
+    targets = np.concatenate([targets, np.full(surplus, tokens.delete)]).astype(np.int64)
+    return targets, np.concatenate([hidden[first], np.ones(surplus, dtype=bool)])
 
 
 def disjoint(ranges: list[tuple[int, int]]) -> bool:
@@ -253,6 +294,9 @@ class SampleSource:
         texts = [t for t in texts if t]
         if not texts:
             raise DcoderError("no source files to sample from")
+        if config.expand_delete and not tokens.can_grow:
+            raise DcoderError("objective expand_delete needs a tokenizer with <|expand|> and <|delete|> "
+                              "(a run whose tokenizer predates them: --set objective.expand_delete=0)")
         self.texts = texts
         sizes = np.array([len(t) for t in texts], dtype=np.float64)
         self.file_probs = sizes / sizes.sum()  # files drawn by size: spans uniform over characters

@@ -6,6 +6,8 @@ span's logits and the keys/values of every token outside the span (prefix and su
 The other passes run the ``step`` graph on the span alone against that cache. Context
 keys/values were computed while the span was still masked, so with a cache that is never
 refreshed the logits are an approximation; refreshing at every pass gives the full result.
+When spans change length (``sampler.denoise_lengths``) the sampler starts the pass count again
+at 0 after each layout change, so the context is encoded anew at its new positions.
 
 The CUDA provider is used when onnxruntime has it and an NVIDIA driver is present; we check
 for the driver ourselves because onnxruntime-gpu, asked for CUDA without one, logs errors and

@@ -7,6 +7,11 @@ logit-shift convention is the backend's business, see ``shifted_window``). The s
 only for the columns that still hold a mask, so a backend can skip the rest. ``step`` counts
 forward passes of this run from 0, so a caching backend knows when to (re)encode the context.
 Positions outside [lo, hi) never change during a run.
+
+``denoise_lengths`` lets spans change length (DreamOn's expand and delete tokens). There each
+row is its own sequence, laid out anew whenever one of its spans grows or shrinks, and ``step``
+counts the passes since the batch the backend gets last changed (its layout or its rows): after
+a layout change it is 0 again, as at a new run, so a caching backend encodes the context anew.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class StepState:
     masked: np.ndarray
     revealed: np.ndarray
     forward_passes: int
+    slots: tuple[tuple[int, int], ...] | None = None  # where each span is now, when spans change length
 
 
 @dataclass(frozen=True)
@@ -162,11 +168,12 @@ def denoise(
     on_step: OnStep | None = None,
     suppress: tuple[int, ...] = (),
     suppress_rows: np.ndarray | None = None,
+    never: tuple[int, ...] = (),
 ) -> SampleResult:
     """Resolve every ``mask_id`` in ``ids`` (B, T). ``on_step`` returning True stops the run.
 
     The ``suppress`` tokens are never chosen in the rows where ``suppress_rows`` (B,) is True
-    (in every row when it is None); the mask token is never chosen anywhere.
+    (in every row when it is None); the mask token and the ``never`` tokens are never chosen anywhere.
     """
     x = np.array(ids, dtype=np.int64, copy=True)
     masked = x == mask_id
@@ -187,7 +194,7 @@ def denoise(
         b_idx, w_idx = np.nonzero(win)
         row_of = np.zeros(hi - lo, dtype=np.int64)
         row_of[cols] = np.arange(len(cols))
-        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id,))
+        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id, *never))
         held = suppress_rows[b_idx]
         if suppress and held.any():
             chosen[held] = drop_tokens(chosen[held], suppress)
@@ -209,3 +216,236 @@ def denoise(
             cancelled = bool(masked.any())
             break
     return SampleResult(x, logprobs, step, step, cancelled)
+
+
+# ---- spans that change length ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Lengths:
+    """What ``denoise_lengths`` needs beyond ``denoise``: the checkpoint's tokens and the bounds."""
+
+    expand: int
+    delete: int
+    pad: int  # fills the room a span leaves unused in the returned rows
+    ends: frozenset[int]  # tokens that end a span (span padding, end-of-text): revealed, they act as delete
+    max_span: int  # most tokens a span may grow to (a slot that starts larger never grows)
+    max_len: int  # longest the returned rows may be: the model's context
+
+    @property
+    def removers(self) -> tuple[int, ...]:
+        """Tokens that remove their position when revealed."""
+        return tuple(sorted({self.delete, *self.ends}))
+
+
+@dataclass(frozen=True)
+class GrownResult:
+    sample: SampleResult  # rows laid out with ``slots``
+    slots: tuple[tuple[int, int], ...]  # each span's slot, as wide as its longest fill in any row (or as before)
+    generated: np.ndarray  # (B, T) bool: the positions the run filled (not context, not unused room)
+
+
+class _Row:
+    """One row of a variable-length run: its tokens now, and where its spans are in them."""
+
+    def __init__(self, ids: np.ndarray, slots, fixed: bool, lengths: Lengths, mask_id: int):
+        keep = np.ones(len(ids), dtype=bool)
+        if not fixed:  # padding in a slot is room, not text: a span that may change length leaves it out
+            for a, b in slots:
+                keep[a:b] = ~np.isin(ids[a:b], list(lengths.ends))
+        before = np.concatenate([[0], np.cumsum(keep)])
+        self.x = ids[keep].copy()
+        self.lp = np.zeros(len(self.x), dtype=np.float32)
+        self.gen = self.x == mask_id
+        self.slots = [(int(before[a]), int(before[b])) for a, b in slots]
+        self.fixed = fixed
+        self.grown = [0] * len(slots)  # expansions so far, per span
+
+    def layout(self) -> tuple:
+        """Rows with the same layout share a forward pass. An expansion and a deletion in one span
+        leave the layout as it was: the context, which a backend may have cached, did not move."""
+        return len(self.x), tuple(self.slots)
+
+    def slot_index(self) -> np.ndarray:
+        """The span each position belongs to (-1 for context)."""
+        out = np.full(len(self.x), -1, dtype=np.int64)
+        for i, (a, b) in enumerate(self.slots):
+            out[a:b] = i
+        return out
+
+
+def _settle(row: _Row, picked: np.ndarray, was_masked: np.ndarray, lengths: Lengths, mask_id: int,
+            caps: list[int], widths: list[int], context: int) -> np.ndarray:
+    """Apply the expand and delete tokens revealed in ``row`` this step; return which positions now
+    hold newly revealed text. ``widths`` (each span's room in the returned rows, shared by every
+    row) grows with the spans, within ``lengths.max_len``."""
+    x = row.x
+    stop = picked & np.isin(x, lengths.removers)
+    grow = picked & (x == lengths.expand)
+    counts = np.ones(len(x), dtype=np.int64)  # copies of each position after this step
+    for i, (a, b) in enumerate(row.slots):
+        if stop[a:b].any():
+            # the span ends at its first delete: what was still masked after it goes too (a
+            # training sample's surplus slots all come last), as DreamOn decodes
+            first = a + int(np.argmax(stop[a:b]))
+            counts[first:b][was_masked[first:b]] = 0
+        length = int(counts[a:b].sum())
+        for p in np.nonzero(grow[a:b] & (counts[a:b] > 0))[0] + a:
+            widen = length + 1 > widths[i]
+            if length + 1 <= caps[i] and row.grown[i] < caps[i] and (not widen or context + sum(widths) < lengths.max_len):
+                counts[p] = 2
+                length += 1
+                row.grown[i] += 1
+                widths[i] = max(widths[i], length)
+            else:  # an expansion before it this step took the room or the budget: it stays masked
+                x[p] = mask_id
+                row.lp[p] = 0.0
+                picked[p] = False
+    revealed = picked & (counts == 1)
+    if (counts == 1).all():
+        return revealed
+    x[counts == 2] = mask_id
+    row.lp[counts == 2] = 0.0
+    before = np.concatenate([[0], np.cumsum(counts)])
+    row.x, row.lp, row.gen = np.repeat(x, counts), np.repeat(row.lp, counts), np.repeat(row.gen, counts)
+    row.slots = [(int(before[a]), int(before[b])) for a, b in row.slots]
+    return np.repeat(revealed, counts)
+
+
+def denoise_lengths(
+    ids: np.ndarray,
+    slots: tuple[tuple[int, int], ...],
+    backend: Backend,
+    config: SamplerConfig,
+    mask_id: int,
+    lengths: Lengths,
+    on_step: OnStep | None = None,
+    fixed: np.ndarray | None = None,
+) -> GrownResult:
+    """Resolve every ``mask_id`` in ``ids`` (B, T), the spans at ``slots`` free to change length.
+
+    At each step a mask revealed as ``expand`` becomes two masks, one revealed as ``delete`` (or as
+    a token that ends a span) is removed with every mask after it in its span. Padding in a slot
+    is room the span may grow into, not part of it. Rows where ``fixed`` (B,) is True keep their
+    layout: they never expand, delete nor end a span early, as in ``denoise``. Rows are batched
+    while they have the same layout. A span grows to at most ``lengths.max_span`` tokens by at
+    most as many expansions, and only while the returned rows stay within ``lengths.max_len``,
+    so every step reveals or removes a mask or spends one of those expansions: the run ends.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    fixed = np.zeros(len(ids), dtype=bool) if fixed is None else fixed
+    rows = [_Row(ids[r], slots, bool(fixed[r]), lengths, mask_id) for r in range(len(ids))]
+    start = [b - a for a, b in slots]
+    widths = list(start)  # each span's room in the returned rows: its slot, or its longest fill now
+    context = ids.shape[1] - sum(widths)
+    caps = [max(lengths.max_span, w) for w in start]
+    rng = np.random.default_rng(config.seed)
+    step = passes = 0
+    cancelled = False
+    last: dict[tuple, tuple] = {}  # layout -> (rows, window, passes since the layout changed)
+    while any((row.x == mask_id).any() for row in rows):
+        groups: dict[tuple, list[int]] = {}
+        for r, row in enumerate(rows):
+            if (row.x == mask_id).any():
+                groups.setdefault(row.layout(), []).append(r)
+        picks = {}
+        current = {}
+        for key, members in groups.items():
+            batch = np.stack([rows[r].x for r in members])
+            seen = last.get(key)
+            if seen is None or seen[0] != members:  # a new batch: the backend starts over
+                cols = np.nonzero((batch == mask_id).any(axis=0))[0]
+                window, since = (int(cols[0]), int(cols[-1]) + 1), 0
+            else:
+                window, since = seen[1], seen[2] + 1
+            current[key] = (members, window, since)
+            lo, hi = window
+            win = batch[:, lo:hi] == mask_id
+            cols = np.nonzero(win.any(axis=0))[0]
+            predicted = backend.predict(batch, lo, hi, since, cols)
+            passes += 1
+            b_idx, w_idx = np.nonzero(win)
+            row_of = np.zeros(hi - lo, dtype=np.int64)
+            row_of[cols] = np.arange(len(cols))
+            chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id,))
+            may_grow, may_end = _permissions([rows[r] for r in members], b_idx, lo + w_idx, caps, widths,
+                                             context, lengths)
+            if not may_grow.all():
+                chosen[~may_grow] = drop_tokens(chosen[~may_grow], (lengths.expand,))
+            if not may_end.all():
+                chosen[~may_end] = drop_tokens(chosen[~may_end], lengths.removers)
+            tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
+            if config.alg_temp > 0:
+                rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)
+            rank_grid = np.full(win.shape, -np.inf)
+            rank_grid[b_idx, w_idx] = rank
+            gate_grid = np.full(win.shape, -np.inf)
+            gate_grid[b_idx, w_idx] = gate
+            pick = reveal_mask(win, rank_grid, gate_grid, config, step)[b_idx, w_idx]
+            for j, r in enumerate(members):
+                mine = pick & (b_idx == j)
+                picks[r] = (lo + w_idx[mine], tokens[mine], tok_logp[mine])
+        last = current
+        revealed0 = None
+        for r, (pos, toks, logps) in picks.items():
+            row = rows[r]
+            was_masked = row.x == mask_id
+            row.x[pos], row.lp[pos] = toks, logps
+            picked = np.zeros(len(row.x), dtype=bool)
+            picked[pos] = True
+            revealed = picked if row.fixed else _settle(row, picked, was_masked, lengths, mask_id, caps, widths, context)
+            if r == 0:
+                revealed0 = revealed
+        # room freed by spans that shrank is room again
+        widths = [max([w] + [row.slots[i][1] - row.slots[i][0] for row in rows]) for i, w in enumerate(start)]
+        step += 1
+        if on_step is not None:
+            head = rows[0]
+            if revealed0 is None:
+                revealed0 = np.zeros(len(head.x), dtype=bool)
+            state = StepState(step, head.x[None].copy(), (head.x == mask_id)[None], revealed0[None], passes,
+                              tuple(head.slots))
+            if on_step(state):
+                cancelled = any((row.x == mask_id).any() for row in rows)
+                break
+    return _widened(rows, slots, widths, ids.shape[1], lengths.pad, passes, step, cancelled)
+
+
+def _permissions(rows: list[_Row], b_idx: np.ndarray, pos: np.ndarray, caps: list[int], widths: list[int],
+                 context: int, lengths: Lengths) -> tuple[np.ndarray, np.ndarray]:
+    """For each masked position: may it expand, may it be deleted (or end its span)?"""
+    room = context + sum(widths) < lengths.max_len
+    may_grow = np.zeros(len(pos), dtype=bool)
+    may_end = np.zeros(len(pos), dtype=bool)
+    for j, row in enumerate(rows):
+        if row.fixed:
+            continue
+        mine = b_idx == j
+        span = row.slot_index()[pos[mine]]
+        grows = np.array([b - a < caps[i] and row.grown[i] < caps[i] and (b - a < widths[i] or room)
+                          for i, (a, b) in enumerate(row.slots)] + [False])
+        may_grow[mine] = grows[span]  # span -1 (a mask in the context) reads the trailing False
+        may_end[mine] = span >= 0
+    return may_grow, may_end
+
+
+def _widened(rows: list[_Row], slots, widths: list[int], length: int, pad: int, passes: int, steps: int,
+             cancelled: bool) -> GrownResult:
+    """Every row laid out with the same slots: each as wide as ``widths``, padded after its span."""
+    bounds = [0] + [p for a, b in slots for p in (a, b)] + [length]
+    out_slots, at = [], 0
+    for i, w in enumerate(widths):
+        at += bounds[2 * i + 1] - bounds[2 * i]
+        out_slots.append((at, at + w))
+        at += w
+    total = at + length - bounds[-2]
+    ids = np.full((len(rows), total), pad, dtype=np.int64)
+    logprobs = np.zeros(ids.shape, dtype=np.float32)
+    generated = np.zeros(ids.shape, dtype=bool)
+    for r, row in enumerate(rows):
+        src = [0] + [p for a, b in row.slots for p in (a, b)] + [len(row.x)]
+        dst = [0] + [p for a, b in out_slots for p in (a, b)] + [total]
+        for k in range(len(src) - 1):  # context and span pieces in turn; a span's room stays padding
+            a, b, at = src[k], src[k + 1], dst[k]
+            ids[r, at:at + b - a], logprobs[r, at:at + b - a], generated[r, at:at + b - a] = \
+                row.x[a:b], row.lp[a:b], row.gen[a:b]
+    return GrownResult(SampleResult(ids, logprobs, passes, steps, cancelled), tuple(out_slots), generated)

@@ -14,10 +14,12 @@ import numpy as np
 from dcoder.config import ModelConfig
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|mask|>", "<|dlm_pad|>")
+VARIABLE_LENGTH_TOKENS = ("<|expand|>", "<|delete|>")  # DreamOn's, ids 3 and 4 when asked for
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, out: Path) -> Path:
-    """A byte-level BPE over ``texts`` with the engine's special tokens; writes tokenizer.json."""
+def train_tokenizer(texts: list[str], vocab_size: int, out: Path, variable_length: bool = False) -> Path:
+    """A byte-level BPE over ``texts`` with the engine's special tokens (and expand/delete with
+    ``variable_length``); writes tokenizer.json."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -25,7 +27,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, out: Path) -> Path:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=list(SPECIAL_TOKENS + (VARIABLE_LENGTH_TOKENS if variable_length else ())),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )

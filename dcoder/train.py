@@ -33,7 +33,7 @@ from dcoder.corpus import Corpus, collect
 from dcoder.errors import DcoderError
 from dcoder.objective import Batch, ObjectiveConfig, SampleSource, loss_terms, row_loss, scored_rows
 from dcoder.tokenizer import Tokenizer
-from dcoder.vocab import EOS, MASK, SPAN_PAD, train_bpe
+from dcoder.vocab import DELETE, EOS, EXPAND, MASK, SPAN_PAD, train_bpe
 
 # Options that may change when a run is resumed; any other difference means a different run.
 RUN_FIELDS = {"max_steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_batches",
@@ -258,7 +258,9 @@ def prepare_data(config: TrainConfig, out: Path, say) -> Data:
 
 
 def special_tokens(tokenizer: Tokenizer) -> SpecialTokens:
-    return SpecialTokens(mask=tokenizer.token_id(MASK), span_pad=tokenizer.token_id(SPAN_PAD), eos=tokenizer.token_id(EOS))
+    """The built-in tokenizer's special ids (a run started before expand and delete existed has neither)."""
+    return SpecialTokens(mask=tokenizer.token_id(MASK), span_pad=tokenizer.token_id(SPAN_PAD), eos=tokenizer.token_id(EOS),
+                         expand=tokenizer.token_id(EXPAND), delete=tokenizer.token_id(DELETE))
 
 
 # ---- model ---------------------------------------------------------------------------------
@@ -286,6 +288,8 @@ def hf_config(mc: ModelConfig, tokens: SpecialTokens) -> dict:
     out = mc.to_hf_dict()
     out.update(mask_token_id=tokens.mask, span_pad_token_id=tokens.span_pad, eos_token_id=tokens.eos,
                pad_token_id=tokens.span_pad, torch_dtype="float32")
+    if tokens.can_grow:
+        out.update(expand_token_id=tokens.expand, delete_token_id=tokens.delete)
     return out
 
 

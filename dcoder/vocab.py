@@ -15,7 +15,9 @@ from typing import Iterable
 EOS = "<|endoftext|>"
 MASK = "<|mask|>"
 SPAN_PAD = "<|dlm_pad|>"
-SPECIAL_TOKENS = (EOS, MASK, SPAN_PAD)  # ids 0, 1, 2
+EXPAND = "<|expand|>"  # variable-length infilling (DreamOn): a mask that becomes two masks
+DELETE = "<|delete|>"  # and a mask that is removed
+SPECIAL_TOKENS = (EOS, MASK, SPAN_PAD, EXPAND, DELETE)  # ids 0-4 (expand and delete came last: 0-2 kept)
 
 PIECES = "|".join((
     r"\r?\n[ \t]*",  # line break plus the next line's indentation

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from dcoder.config import SamplerConfig
+from dcoder.config import LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
 from dcoder.errors import DcoderError
 from dcoder.infill import InfillOptions
 
@@ -29,6 +29,8 @@ class Settings:
     preview: bool = True  # dcoder/preview for refine and fill
     inline_preview: bool = False  # dcoder/preview for inline completion
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
+    length: str = LengthConfig.mode  # pad, expand or auto (see dcoder.config.LengthConfig)
+    max_span: int = LengthConfig.max_span  # with expand: most tokens a span may grow to
 
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
@@ -41,7 +43,7 @@ class Settings:
         sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
         rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
-                             language=language, **rounds)
+                             language=language, lengths=LengthConfig(self.length, self.max_span), **rounds)
 
     def updated(self, raw: Any) -> tuple["Settings", list[str]]:
         """These settings with the values in ``raw`` applied; invalid values are skipped and
@@ -89,6 +91,12 @@ def _check(name: str, value: Any) -> Any:
         if value not in PROVIDERS:
             raise DcoderError(f"setting provider must be one of {', '.join(PROVIDERS)}, got {value!r}")
         return value
+    if name == "length":
+        if value not in LENGTH_MODES:
+            raise DcoderError(f"setting length must be one of {', '.join(LENGTH_MODES)}, got {value!r}")
+        return value
+    if name == "max_span":
+        return _number(name, value, int, 1, MAX_SPAN_LIMIT)
     if name in ("preview", "inline_preview"):
         if not isinstance(value, bool):
             raise DcoderError(f"setting {_camel(name)} must be true or false, got {value!r}")

@@ -23,11 +23,20 @@ def tiny_config(vocab_size: int, **over) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def _texts() -> list[str]:
+    import argparse, difflib
+    return [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
+
+
 @pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
-    import argparse, difflib
-    texts = [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
-    return train_tokenizer(texts, 600, tmp_path_factory.mktemp("tok"))
+    return train_tokenizer(_texts(), 600, tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="session")
+def growing_tokenizer_json(tmp_path_factory) -> Path:
+    """The same, with DreamOn's <|expand|> and <|delete|> after the engine's three (ids 3 and 4)."""
+    return train_tokenizer(_texts(), 600, tmp_path_factory.mktemp("tok-growing"), variable_length=True)
 
 
 def _vocab(tokenizer_json: Path) -> int:
@@ -48,6 +57,13 @@ def llada_ckpt(tmp_path_factory, tokenizer_json) -> Path:
     return write_random_checkpoint(tmp_path_factory.mktemp("llada"), cfg, tokenizer_json, seed=1, sharded=True)
 
 
+@pytest.fixture(scope="session")
+def dreamon_ckpt(tmp_path_factory, growing_tokenizer_json) -> Path:
+    """DreamOn-style: Dream's shifted logits, and a tokenizer with expand and delete tokens."""
+    cfg = tiny_config(_vocab(growing_tokenizer_json))
+    return write_random_checkpoint(tmp_path_factory.mktemp("dreamon"), cfg, growing_tokenizer_json, seed=2)
+
+
 @pytest.fixture()
 def sample_file(tmp_path) -> Path:
     p = tmp_path / "sample.py"
@@ -56,11 +72,11 @@ def sample_file(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, dream_ckpt, llada_ckpt):
-    """exported("dream" | "llada", dtype) -> that checkpoint's ONNX folder, exported once per session."""
+def exported(tmp_path_factory, dream_ckpt, llada_ckpt, dreamon_ckpt):
+    """exported("dream" | "llada" | "dreamon", dtype) -> that checkpoint's ONNX folder, exported once per session."""
     from dcoder.export import export
 
-    ckpts = {"dream": dream_ckpt, "llada": llada_ckpt}
+    ckpts = {"dream": dream_ckpt, "llada": llada_ckpt, "dreamon": dreamon_ckpt}
     made: dict[tuple[str, str], Path] = {}
 
     def get(name: str, dtype: str = "fp32") -> Path:

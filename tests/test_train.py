@@ -16,7 +16,7 @@ from safetensors.torch import load_file  # noqa: E402
 
 from dcoder import cli  # noqa: E402
 from dcoder.checkpoint import open_checkpoint  # noqa: E402
-from dcoder.config import SamplerConfig, SpecialTokens  # noqa: E402
+from dcoder.config import LengthConfig, SamplerConfig, SpecialTokens  # noqa: E402
 from dcoder.corpus import collect, stdlib_root  # noqa: E402
 from dcoder.engine import load_engine  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
@@ -92,7 +92,9 @@ def test_corpus_filters_deduplicates_and_splits_by_file(tmp_path):
 
 
 def test_tokenizer_round_trips_and_keeps_layout_cheap(tok):
-    assert [tok.token_id(t) for t in ("<|endoftext|>", "<|mask|>", "<|dlm_pad|>")] == [0, 1, 2]
+    names = ("<|endoftext|>", "<|mask|>", "<|dlm_pad|>", "<|expand|>", "<|delete|>")
+    assert [tok.token_id(t) for t in names] == [0, 1, 2, 3, 4]
+    assert special_tokens(tok) == SpecialTokens(mask=1, span_pad=2, eos=0, expand=3, delete=4)
     tricky = "def f(a,\tb):\r\n    s = 'caf\u00e9 \u2603 \U0001f600'  # x\n\n        return  a\n"
     assert tok.decode(tok.encode(tricky)) == tricky
     assert len(tok.encode("\n        ")) == 1
@@ -108,7 +110,7 @@ def test_infill_sample_is_the_engine_layout_with_true_span_and_padding(tok):
     end = TEXT.index("\n\n\nprint") + 1
     middle = tok.encode(TEXT[start:end])
     rng = np.random.default_rng(0)
-    exact = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=1.0), rng)
+    exact = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=1.0, expand_delete=0.0), rng)
     layout = build_layout(TEXT, [Span(start, end, len(middle))], tok, tokens, 128, lead=None)
     a, b = layout.slots[0]
     assert exact.targets[a:b].tolist() == middle
@@ -116,8 +118,8 @@ def test_infill_sample_is_the_engine_layout_with_true_span_and_padding(tok):
 
     scored = 0
     for seed in range(8):
-        s = infill_sample(TEXT, [(start, end)], tok, tokens, 128, ObjectiveConfig(exact_budget=0.0, weighting="elbo"),
-                          np.random.default_rng(seed))
+        s = infill_sample(TEXT, [(start, end)], tok, tokens, 128,
+                          ObjectiveConfig(exact_budget=0.0, weighting="elbo", expand_delete=0.0), np.random.default_rng(seed))
         slot = np.flatnonzero(s.targets == tokens.span_pad)
         assert len(slot) > 0 and s.targets[slot[0] - len(middle):slot[0]].tolist() == middle
         hidden = s.weights > 0
@@ -129,6 +131,70 @@ def test_infill_sample_is_the_engine_layout_with_true_span_and_padding(tok):
             p = 1 / (s.weights[hidden][0] * region)
             assert np.allclose(s.weights[hidden], 1 / (p * region)) and 1e-3 <= p <= 1
     assert scored >= 4
+
+
+@pytest.mark.parametrize("shift", [False, True])
+def test_expand_delete_samples_are_the_layout_the_sampler_decodes(tok, shift):
+    tokens = special_tokens(tok)
+    start, end = TEXT.index("    return"), TEXT.index("\n\n\nprint") + 1
+    middle = tok.encode(TEXT[start:end])
+    shorter = longer = 0
+    for seed in range(40):
+        config = ObjectiveConfig(exact_budget=float(seed % 2), expand_delete=1.0)  # surplus slots or none
+        s = infill_sample(TEXT, [(start, end)], tok, tokens, 128, config, np.random.default_rng(seed), shift)
+        # the engine's layout with as many masks as the slot has: the sampler's first input
+        lead = tokens.eos if shift else None
+        n = len(s.ids) - (len(build_layout(TEXT, [Span(start, end, 1)], tok, tokens, 128, lead).ids) - 1)
+        layout = build_layout(TEXT, [Span(start, end, n)], tok, tokens, 128, lead)
+        a, b = layout.slots[0]
+        assert np.array_equal(np.delete(s.ids, np.s_[a:b]), np.delete(layout.ids, np.s_[a:b]))
+        assert np.array_equal(np.delete(s.targets, np.s_[a:b]), np.delete(layout.ids, np.s_[a:b]))
+        slot, hidden = s.targets[a:b], s.weights[a:b] > 0
+        assert (s.weights[:a] == 0).all() and (s.weights[b:] == 0).all()
+        assert np.array_equal(s.ids[a:b][hidden], np.full(hidden.sum(), tokens.mask))
+        assert np.array_equal(s.ids[a:b][~hidden], slot[~hidden])
+        # no padding: surplus slots come last and target delete; a merged run targets expand;
+        # expand and delete are always hidden, as at inference, where they never stay in view
+        deletes = int((slot == tokens.delete).sum())
+        assert tokens.span_pad not in slot and (slot[len(slot) - deletes:] == tokens.delete).all()
+        assert hidden[np.isin(slot, [tokens.expand, tokens.delete])].all()
+        plain = slot[~np.isin(slot, [tokens.expand, tokens.delete])].tolist()
+        expands = int((slot == tokens.expand).sum())
+        assert len(plain) + 2 * expands <= len(middle)
+        it = iter(middle)
+        assert all(t in it for t in plain)  # the visible and token targets keep the span's order
+        shorter += len(slot) < len(middle)
+        longer += len(slot) > len(middle)
+    assert shorter >= 5 and longer >= 5
+
+
+def test_expand_delete_needs_the_tokens(tok, corpus_dir):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    old = SpecialTokens(mask=1, span_pad=2, eos=0)
+    with pytest.raises(DcoderError, match="expand_delete"):
+        SampleSource(texts, token_stream(tok, texts, 0), tok, old, 128, ObjectiveConfig())
+    SampleSource(texts, token_stream(tok, texts, 0), tok, old, 128, ObjectiveConfig(expand_delete=0.0))
+    with pytest.raises(DcoderError, match="expand_delete"):
+        ObjectiveConfig(expand_delete=1.5)
+
+
+def test_shifted_loss_scores_expand_and_delete_targets(tok, corpus_dir):
+    texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
+    tokens = special_tokens(tok)
+    source = SampleSource(texts, token_stream(tok, texts, tokens.eos), tok, tokens, 128,
+                          ObjectiveConfig(diffusion=0.0, expand_delete=1.0, max_span_tokens=48), shift=True)
+    batch = source.batch(8, np.random.default_rng(3))
+    assert (batch.ids[:, 0] == tokens.eos).all()  # the lead token a shifted model reads first
+    targets = torch.from_numpy(batch.targets)
+    weights = torch.from_numpy(batch.weights)
+    logits = torch.zeros(8, 128, tok.vocab_size)
+    logits[..., tokens.delete] = 5.0
+    loss, _ = loss_terms(logits, targets, weights, shift=True)
+    # position i scores the target at i + 1: put the answers one place early, and the loss falls
+    logits.zero_()
+    logits[:, :-1].scatter_(-1, targets[:, 1:, None], 20.0)
+    exact, _ = loss_terms(logits, targets, weights, shift=True)
+    assert exact < 1e-3 < loss
 
 
 def test_diffusion_sample_hides_at_rate_t_with_inverse_weight():
@@ -168,7 +234,9 @@ def test_batches_mix_kinds_and_pad_without_scoring(tok, corpus_dir):
     hidden = batch.weights > 0
     assert np.all(batch.ids[hidden] == tokens.mask)
     assert np.all(batch.weights[batch.ids != tokens.mask] == 0)
-    assert (batch.targets == tokens.span_pad).any(axis=1).sum() >= 6  # infilling rows end their spans
+    # infilling rows end their spans: with padding, or (half of them) with delete targets
+    assert (batch.targets == tokens.span_pad).any(axis=1).sum() >= 3
+    assert (batch.targets == tokens.delete).any(axis=1).sum() >= 3
     assert source.span_fns["syntax"].cache  # syntax regions were drawn
 
 
@@ -206,7 +274,7 @@ def straight_run(corpus_dir, tmp_path_factory) -> Path:
 def test_checkpoint_loads_and_infills(straight_run):
     last = straight_run / "checkpoints" / "step-0000004"
     ckpt = open_checkpoint(last)
-    assert ckpt.tokens == SpecialTokens(mask=1, span_pad=2, eos=0)
+    assert ckpt.tokens == SpecialTokens(mask=1, span_pad=2, eos=0, expand=3, delete=4)
     assert ckpt.config.model_type == "dcoder" and not ckpt.config.shift_logits
     assert ckpt.config.max_position_embeddings == 128
     training = json.loads((last / "training.json").read_text())
@@ -215,10 +283,12 @@ def test_checkpoint_loads_and_infills(straight_run):
 
     engine = load_engine(last)
     start = TEXT.index("return w * h")
-    result = infill(engine, TEXT, [(start, start + len("return w * h"))],
-                    InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
-    assert result.text.startswith(TEXT[:start]) and result.text.endswith(TEXT[start + len("return w * h"):])
-    assert result.forward_passes == 4
+    for mode in ("pad", "expand"):  # it has expand and delete: both ways of ending a span work
+        result = infill(engine, TEXT, [(start, start + len("return w * h"))],
+                        InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8, lengths=LengthConfig(mode)))
+        assert result.text.startswith(TEXT[:start]) and result.text.endswith(TEXT[start + len("return w * h"):])
+        # a delete ends a span with the masks after it: expand runs may take fewer passes
+        assert result.forward_passes == 4 if mode == "pad" else 1 <= result.forward_passes
 
     log = [json.loads(line) for line in (straight_run / "log.jsonl").read_text().splitlines()]
     steps = [e for e in log if "loss" in e]
@@ -238,7 +308,9 @@ def test_trained_checkpoint_exports_with_its_corpus_record(straight_run, tmp_pat
     assert manifest["training"]["corpus"] == training["corpus"] and manifest["training"]["step"] == 4
     engine = load_exported(out)
     start = TEXT.index("return w * h")
-    result = infill(engine, TEXT, [(start, start)], InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8))
+    assert engine.tokens.can_grow  # the manifest keeps expand and delete
+    result = infill(engine, TEXT, [(start, start)],
+                    InfillOptions(sampler=SamplerConfig(steps=4), max_tokens=8, lengths=LengthConfig("pad")))
     assert result.forward_passes == 4 and result.text.endswith(TEXT[start:])
 
 

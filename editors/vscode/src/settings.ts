@@ -20,6 +20,8 @@ export const SERVER_SETTINGS = [
   "preview",
   "inlinePreview",
   "minConfidence",
+  "length",
+  "maxSpan",
 ] as const;
 
 export type ServerSettings = Record<(typeof SERVER_SETTINGS)[number], unknown>;
