@@ -187,15 +187,23 @@ def read_train_config(path: str | Path | None, overrides: list[str] = ()) -> Tra
     return _build(TrainConfig, raw, "")
 
 
+def _with_defaults(saved: dict, defaults: dict) -> dict:
+    out = {**defaults, **saved}
+    for key, value in defaults.items():
+        if isinstance(value, dict) and isinstance(saved.get(key), dict):
+            out[key] = _with_defaults(saved[key], value)
+    return out
+
+
 def check_run_config(out: Path, config: TrainConfig) -> None:
     """Refuse to continue a run in ``out`` with options that would make it a different run."""
     saved_path = out / "train_config.json"
     if saved_path.exists():
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
         current = config.to_dict()
-        defaults = TrainConfig().to_dict()  # options added since the run started had their default
+        saved = _with_defaults(saved, TrainConfig().to_dict())  # options added since the run started had their default
         for key in sorted(set(saved) | set(current)):
-            if key not in RUN_FIELDS and saved.get(key, defaults.get(key)) != current.get(key):
+            if key not in RUN_FIELDS and saved.get(key) != current.get(key):
                 raise DcoderError(
                     f"{out} holds a run with {key}={json.dumps(saved.get(key))}, not {json.dumps(current.get(key))}; "
                     "use another --out folder or the same options"

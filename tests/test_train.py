@@ -503,3 +503,17 @@ def test_carried_state_resumes_the_run_and_bad_states_fail_in_one_line(straight_
     assert "corrupt" in err and err.count("\n") == 1
     assert cli.main(["train", "--config", str(conf), "--out", str(tmp_path / "r4"), "--resume-from", str(tmp_path)]) == 2
     assert "not a carried training state" in capsys.readouterr().err
+
+
+def test_a_run_started_before_an_option_existed_resumes_with_its_default(corpus_dir, tmp_path):
+    from dcoder.train import check_run_config, write_json
+
+    config = tiny(corpus_dir)
+    old = config.to_dict()
+    del old["schedule"], old["objective"]["expand_delete"]
+    write_json(tmp_path / "train_config.json", old)
+    check_run_config(tmp_path, config)  # accepted: the missing options had these defaults
+    old["objective"]["lines"] = 0.9
+    write_json(tmp_path / "train_config.json", old)
+    with pytest.raises(DcoderError, match="objective"):
+        check_run_config(tmp_path, config)
