@@ -82,8 +82,8 @@ def load_manifest(path: str | Path, any_version: bool = False) -> Manifest:
         graphs = raw["graphs"]
         data_files = {d["file"]: d for d in raw["external_data"]}
         st = raw["special_tokens"]
-        tokens = SpecialTokens(mask=int(st["mask"]), span_pad=int(st["span_pad"]), eos=int(st["eos"]),
-                               bos=None if st.get("bos") is None else int(st["bos"]))
+        optional = {k: None if st.get(k) is None else int(st[k]) for k in ("bos", "expand", "delete")}
+        tokens = SpecialTokens(mask=int(st["mask"]), span_pad=int(st["span_pad"]), eos=int(st["eos"]), **optional)
         model = raw["model"]
         manifest = Manifest(folder=folder, raw=raw, dtype=str(raw["dtype"]), tokens=tokens,
                             shift=bool(raw["shift_logits"]), max_context=int(raw["max_context"]),

@@ -14,6 +14,7 @@ from dcoder.errors import DcoderError
 MASK_NAMES = ("<|mask|>", "<mask>", "[MASK]")
 SPAN_PAD_NAMES = ("<|dlm_pad|>", "<|pad|>", "<pad>")
 EOS_NAMES = ("<|endoftext|>", "</s>", "<|end_of_text|>")
+EXPAND, DELETE = "<|expand|>", "<|delete|>"  # DreamOn's length-changing tokens
 _SYMBOL = re.compile(r"(?:[^\w\s\x00-\x1f\x7f\ufffd]|[ \t\r\n])+")  # punctuation and blanks
 
 
