@@ -23,11 +23,30 @@ def tiny_config(vocab_size: int, **over) -> ModelConfig:
     return ModelConfig(**base)
 
 
+def tokenizer_texts() -> list[str]:
+    import argparse, difflib
+    return [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
+
+
 @pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
-    import argparse, difflib
-    texts = [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
-    return train_tokenizer(texts, 600, tmp_path_factory.mktemp("tok"))
+    return train_tokenizer(tokenizer_texts(), 600, tmp_path_factory.mktemp("tok"))
+
+
+@pytest.fixture(scope="session")
+def family_ckpt(tmp_path_factory):
+    """family_ckpt("llada" | "open-dcoder" | "coda" | "dreamon") -> a tiny checkpoint in that
+    family's released file layout (tests/family_layouts.py), written once per session."""
+    from family_layouts import write_checkpoint
+
+    made: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in made:
+            made[family] = write_checkpoint(family, tmp_path_factory.mktemp(family) / "ckpt", tokenizer_texts())
+        return made[family]
+
+    return get
 
 
 def _vocab(tokenizer_json: Path) -> int:
