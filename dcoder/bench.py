@@ -279,7 +279,9 @@ def run(args) -> dict:
             return synthetic(args, Path(work))
     if args.export_memory:
         raise DcoderError("--export-memory needs --synthetic SHAPE")
-    model = Path(args.model) if args.model else None
+    from dcoder.hub import resolve
+
+    model = resolve(args.model) if args.model else None
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     if model is None:
         from dcoder.engine import BUILTIN_MODEL

@@ -34,7 +34,7 @@ from dcoder import __version__
 from dcoder.checkpoint import Checkpoint, open_checkpoint
 from dcoder.config import ModelConfig
 from dcoder.errors import DcoderError
-from dcoder.families import family_of
+from dcoder.families import family_of, parameter_count
 from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file, verify_weights
 
 OPSET = 23  # Attention and RotaryEmbedding (GQA, past keys/values) are standard ops from 23
@@ -472,22 +472,24 @@ def _finish(tmp: Path, out: Path) -> Path:
     return out
 
 
-def export(checkpoint: str | Path, out: str | Path, dtype: str = "fp32", progress=None) -> Path:
+def export(checkpoint: str | Path, out: str | Path, dtype: str = "fp32", progress=None,
+           source: dict | None = None) -> Path:
     """Write the model folder; it appears complete under ``out`` or not at all.
 
     ``checkpoint`` may also be an fp32/fp16 model folder: its checkpoint is unpacked beside
     ``out`` and exported again (another dtype, or this dcoder's graphs), keeping its source record.
+    ``source`` records where a checkpoint came from (a hub commit) instead of hashing its files.
     """
     if dtype not in DTYPES:
         raise DcoderError(f"unknown --dtype {dtype!r} (choose from {', '.join(DTYPES)})")
     say = progress or (lambda msg: None)
-    source = Path(checkpoint)
-    if (source / MANIFEST_NAME).is_file():
+    source_path = Path(checkpoint)
+    if (source_path / MANIFEST_NAME).is_file():
         with tempfile.TemporaryDirectory(prefix=".unpacked.", dir=_fresh(out).parent) as work:
-            say(f"unpacking {source}")
-            unpacked = unpack(source, Path(work) / "checkpoint")
-            return _export(unpacked, out, dtype, say, load_manifest(source, any_version=True).source)
-    return _export(source, out, dtype, say, None)
+            say(f"unpacking {source_path}")
+            unpacked = unpack(source_path, Path(work) / "checkpoint")
+            return _export(unpacked, out, dtype, say, load_manifest(source_path, any_version=True).source)
+    return _export(source_path, out, dtype, say, source)
 
 
 def _export(checkpoint: Path, out: str | Path, dtype: str, say, source: dict | None) -> Path:
@@ -540,7 +542,7 @@ def _manifest(ckpt: Checkpoint, dtype: str, graphs: dict, weights: WeightsWriter
         "model": {"model_type": cfg.model_type, "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
                   "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
                   "num_key_value_heads": cfg.num_key_value_heads, "head_dim": cfg.head_dim,
-                  "parameters": _parameters(cfg)},
+                  "parameters": parameter_count(cfg)},
         "source": source,
         # the checkpoint's own config.json, so that ``unpack`` can give the checkpoint back (with
         # the head as read: a config may call it tied and ship it, see open_checkpoint)
@@ -560,12 +562,6 @@ def _training_record(folder: Path) -> dict:
         return {"training": {k: record[k] for k in keys if k in record}}
     except (OSError, ValueError, TypeError):
         raise DcoderError(f"{path} is not a readable training record") from None
-
-
-def _parameters(cfg: ModelConfig) -> int:
-    from dcoder.families import weight_shapes
-
-    return sum(int(np.prod(shape)) for shape in weight_shapes(cfg).values())
 
 
 # ---- back to a checkpoint -------------------------------------------------------------------

@@ -16,6 +16,7 @@ Facts per family, from each project's released config.json and modelling code:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -168,3 +169,7 @@ def weight_shapes(cfg) -> dict[str, tuple[int, ...]]:
         if cfg.qk_norm:
             out |= {p + "self_attn.q_norm.weight": (hd,), p + "self_attn.k_norm.weight": (hd,)}
     return out
+
+
+def parameter_count(cfg) -> int:
+    return sum(math.prod(shape) for shape in weight_shapes(cfg).values())
