@@ -534,7 +534,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--span", type=int, default=32, metavar="N", help="span tokens (default 32)")
     p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per figure (default 5)")
     p.add_argument("--synthetic", metavar="SHAPE", help="bench a random checkpoint of this shape: "
-                   "tiny, small, qwen2.5-1.5b, diffucoder-7b (made and exported first)")
+                   "tiny, small, qwen2.5-1.5b, diffucoder-7b, open-dcoder-0.5b, coda-1.7b, llada-8b "
+                   "(made and exported first)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
     p.add_argument("--export-memory", action="store_true",
