@@ -137,11 +137,11 @@ def special_tokens(raw: dict, tok: Tokenizer, folder: Path, family: Family) -> S
     span_pad = raw.get("span_pad_token_id")
     if not isinstance(span_pad, int):
         span_pad = tok.first_token_id(SPAN_PAD_NAMES[:1]) or declared("pad_token_id", "pad_token", SPAN_PAD_NAMES)
-    bos = raw.get("bos_token_id")
+    bos = declared("bos_token_id", "bos_token", ())  # LLaDA names its <|startoftext|> in tokenizer_config only
     missing = [n for n, v in (("mask", mask), ("end-of-text", eos), ("span padding", span_pad)) if v is None]
     if missing:
         raise DcoderError(f"checkpoint {folder} declares no {' / '.join(missing)} token")
-    return SpecialTokens(mask=mask, span_pad=span_pad, eos=eos, bos=bos if isinstance(bos, int) else None,
+    return SpecialTokens(mask=mask, span_pad=span_pad, eos=eos, bos=bos,
                          expand=declared("expand_token_id", "expand_token", (EXPAND,)),
                          delete=declared("delete_token_id", "delete_token", (DELETE,)))
 

@@ -498,8 +498,8 @@ def add_pull_parser(sub) -> None:
     p = sub.add_parser("pull", help="download a Hugging Face model and export it for the runtime")
     p.add_argument("name", metavar="ORG/NAME[@REVISION]", help="hub model, e.g. fredzzp/open-dcoder-0.5B")
     p.add_argument("--dtype", choices=("auto", "fp32", "fp16", "int8"), default="auto",
-                   help="export format (default auto: fp16 with a usable GPU, else fp32 when it fits in "
-                        "memory, else int8)")
+                   help="export format (default auto: fp16 with a usable GPU, else int8, the faster on a "
+                        "CPU; a model already pulled is kept in its format)")
     p.set_defaults(func=cmd_pull)
 
 

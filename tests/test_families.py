@@ -55,6 +55,8 @@ def test_config_and_special_tokens_are_read(family, family_ckpt):
     mask = {"llada": "<|mdm_mask|>", "open-dcoder": "<M>", "coda": "<|mask|>", "dreamon": "<|mask|>"}[family]
     assert ckpt.tokens.mask == tok.token_id(mask)
     assert ckpt.tokens.eos == tok.token_id("<|im_end|>" if family == "coda" else "<|endoftext|>")
+    if family == "llada":  # its BOS is named in tokenizer_config.json only
+        assert ckpt.tokens.bos == tok.token_id("<|startoftext|>")
     if family == "dreamon":
         assert (ckpt.tokens.expand, ckpt.tokens.delete) == (tok.token_id("<|expand|>"), tok.token_id("<|delete|>"))
     else:
