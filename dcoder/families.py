@@ -106,13 +106,6 @@ def family_of(raw: dict) -> Family:
     return family
 
 
-def family_named(name: str) -> Family:
-    for f in FAMILIES:
-        if f.name == name:
-            return f
-    raise DcoderError(f"unknown family {name!r} (choose from {', '.join(f.name for f in FAMILIES)})")
-
-
 def config_values(family: Family, raw: dict, fields: tuple[str, ...]) -> dict:
     """ModelConfig values read from a config.json of ``family``, refusing what dcoder cannot run."""
     for key, ok in family.allowed.items():
