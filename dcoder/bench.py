@@ -34,6 +34,7 @@ import numpy as np
 
 from dcoder.config import ModelConfig, SamplerConfig
 from dcoder.errors import DcoderError
+from dcoder.families import family_of
 
 # Random checkpoints with the shapes of real models (vocabulary sizes included).
 SHAPES = {
@@ -45,6 +46,16 @@ SHAPES = {
                          num_attention_heads=12, num_key_value_heads=2, tie_word_embeddings=True),
     "diffucoder-7b": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
                           num_attention_heads=28, num_key_value_heads=4),
+    # the other families, written in their own file layouts (config keys, weight names)
+    "open-dcoder-0.5b": dict(model_type="qwen2", vocab_size=151936, hidden_size=896, intermediate_size=4864,
+                             num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2,
+                             tie_word_embeddings=True),
+    "coda-1.7b": dict(model_type="CoDA", vocab_size=151936, hidden_size=2048, intermediate_size=6144,
+                      num_hidden_layers=28, num_attention_heads=16, num_key_value_heads=8, attention_bias=False,
+                      qk_norm=True),
+    "llada-8b": dict(model_type="llada", vocab_size=126464, hidden_size=4096, intermediate_size=12288,
+                     num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=32, attention_bias=False,
+                     rope_theta=500000.0),
 }
 
 
@@ -249,9 +260,10 @@ def make_synthetic(shape: str, folder: Path, dtype: str = "float32", max_context
     tok = train_tokenizer([inspect.getsource(m) for m in (argparse, difflib, json)], 1000, folder)
     from tokenizers import Tokenizer
 
-    dims = {"vocab_size": Tokenizer.from_file(str(tok)).get_vocab_size(with_added_tokens=True), **SHAPES[shape]}
-    config = ModelConfig(max_position_embeddings=max_context, model_type="Dream", shift_logits=True,
-                         rope_theta=1_000_000.0, **dims)
+    dims = {"vocab_size": Tokenizer.from_file(str(tok)).get_vocab_size(with_added_tokens=True),
+            "model_type": "Dream", "rope_theta": 1_000_000.0, **SHAPES[shape]}
+    config = ModelConfig(max_position_embeddings=max_context,
+                         shift_logits=family_of({"model_type": dims["model_type"]}).shift_logits, **dims)
     return write_random_checkpoint(folder / "checkpoint", config, tok, dtype=dtype, sharded=True)
 
 
@@ -279,7 +291,9 @@ def run(args) -> dict:
             return synthetic(args, Path(work))
     if args.export_memory:
         raise DcoderError("--export-memory needs --synthetic SHAPE")
-    model = Path(args.model) if args.model else None
+    from dcoder.hub import resolve
+
+    model = resolve(args.model) if args.model else None
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     if model is None:
         from dcoder.engine import BUILTIN_MODEL

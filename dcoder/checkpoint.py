@@ -7,11 +7,14 @@ when loaded, so a folder that has only those is refused.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+import struct
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from dcoder.config import ModelConfig, SpecialTokens, read_json
 from dcoder.errors import DcoderError
+from dcoder.families import Family, family_of, weight_shapes
 from dcoder.tokenizer import DELETE_NAMES, EOS_NAMES, EXPAND_NAMES, MASK_NAMES, SPAN_PAD_NAMES, Tokenizer
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -25,6 +28,10 @@ class Checkpoint:
     tokens: SpecialTokens
     weight_files: tuple[Path, ...]
     raw_config: dict
+
+    @property
+    def family(self) -> Family:
+        return family_of(self.raw_config)
 
     @property
     def tokenizer_path(self) -> Path:
@@ -45,10 +52,10 @@ class Checkpoint:
 
 
 def _inside(folder: Path, name: str) -> Path:
-    path = (folder / name).resolve()
-    if folder.resolve() not in path.parents:
+    # judged by the name, not by where links lead: the hub cache links a snapshot's files to its blobs
+    if not name or Path(name).is_absolute() or ".." in Path(name).parts:
         raise DcoderError(f"checkpoint index names a file outside the folder: {name!r}")
-    return path
+    return folder / name
 
 
 def weight_files(folder: Path) -> tuple[Path, ...]:
@@ -76,11 +83,40 @@ def weight_files(folder: Path) -> tuple[Path, ...]:
     raise DcoderError(f"no safetensors weights in {folder}")
 
 
-def special_tokens(raw: dict, tok: Tokenizer, folder: Path) -> SpecialTokens:
+def header_shapes(files: tuple[Path, ...]) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor, from the safetensors headers alone (no tensor is read)."""
+    shapes = {}
+    for f in files:
+        try:
+            with f.open("rb") as fh:
+                (n,) = struct.unpack("<Q", fh.read(8))
+                if n > f.stat().st_size - 8:
+                    raise ValueError("header runs past the file")
+                header = json.loads(fh.read(n))
+            header.pop("__metadata__", None)
+            shapes.update({k: tuple(v["shape"]) for k, v in header.items()})
+        except (OSError, struct.error, ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise DcoderError(f"corrupt safetensors file {f.name}: {exc.__class__.__name__}") from None
+    return shapes
+
+
+def check_weights(folder: Path, cfg: ModelConfig, family: Family, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Every weight the config implies is there, with the shape it implies."""
+    expected = {family.checkpoint_name(k): v for k, v in weight_shapes(cfg).items()}
+    missing = [k for k in expected if k not in shapes]
+    if missing:
+        raise DcoderError(f"checkpoint {folder} lacks weight {missing[0]} ({len(missing)} missing)")
+    for k, shape in expected.items():
+        if shapes[k] != shape:
+            raise DcoderError(f"weight {k} has shape {shapes[k]}, config.json implies {shape}")
+
+
+def special_tokens(raw: dict, tok: Tokenizer, folder: Path, family: Family) -> SpecialTokens:
     """Read the special ids the checkpoint declares, falling back to well-known token names."""
     tok_cfg = {}
-    if (folder / "tokenizer_config.json").exists():
-        tok_cfg = read_json(folder / "tokenizer_config.json", "tokenizer_config.json")
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the latter wins
+        if (folder / name).exists():
+            tok_cfg |= read_json(folder / name, name)
 
     def declared(id_key: str, name_key: str, names: tuple[str, ...]) -> int | None:
         value = raw.get(id_key)
@@ -95,21 +131,19 @@ def special_tokens(raw: dict, tok: Tokenizer, folder: Path) -> SpecialTokens:
             return tok.token_id(name)
         return tok.first_token_id(names)
 
-    mask = declared("mask_token_id", "mask_token", MASK_NAMES)
+    mask = declared("mask_token_id", "mask_token", family.mask_names + MASK_NAMES)
     eos = declared("eos_token_id", "eos_token", EOS_NAMES)
     # The span-ending pad: DiffuCoder's <|dlm_pad|> when present, else the declared pad token.
     span_pad = raw.get("span_pad_token_id")
     if not isinstance(span_pad, int):
         span_pad = tok.first_token_id(SPAN_PAD_NAMES[:1]) or declared("pad_token_id", "pad_token", SPAN_PAD_NAMES)
-    bos = raw.get("bos_token_id")
-    # DreamOn's variable-length tokens where the checkpoint has them: by id in config.json, else by name
-    expand, delete = (raw[key] if isinstance(raw.get(key), int) else tok.first_token_id(names)
-                      for key, names in (("expand_token_id", EXPAND_NAMES), ("delete_token_id", DELETE_NAMES)))
+    bos = declared("bos_token_id", "bos_token", ())  # LLaDA names its <|startoftext|> in tokenizer_config only
     missing = [n for n, v in (("mask", mask), ("end-of-text", eos), ("span padding", span_pad)) if v is None]
     if missing:
         raise DcoderError(f"checkpoint {folder} declares no {' / '.join(missing)} token")
-    return SpecialTokens(mask=mask, span_pad=span_pad, eos=eos, bos=bos if isinstance(bos, int) else None,
-                         expand=expand, delete=delete)
+    return SpecialTokens(mask=mask, span_pad=span_pad, eos=eos, bos=bos,
+                         expand=declared("expand_token_id", "expand_token", EXPAND_NAMES),
+                         delete=declared("delete_token_id", "delete_token", DELETE_NAMES))
 
 
 def open_checkpoint(path: str | Path) -> Checkpoint:
@@ -120,11 +154,18 @@ def open_checkpoint(path: str | Path) -> Checkpoint:
         raise DcoderError(f"model path is not a folder: {folder}")
     raw = read_json(folder / "config.json", "config.json")
     config = ModelConfig.from_hf_dict(raw)
+    family = family_of(raw)
     files = weight_files(folder)
+    shapes = header_shapes(files)
+    if config.tie_word_embeddings and family.checkpoint_name("lm_head.weight") in shapes:
+        # a head saved beside the embedding is the one the model ran with (CoDA ships one)
+        config = replace(config, tie_word_embeddings=False)
+    check_weights(folder, config, family, shapes)
     tok = Tokenizer(folder / "tokenizer.json")
-    tokens = special_tokens(raw, tok, folder)
-    for name, tid in (("mask", tokens.mask), ("span padding", tokens.span_pad), ("end-of-text", tokens.eos),
-                      ("expand", tokens.expand), ("delete", tokens.delete)):
+    tokens = special_tokens(raw, tok, folder, family)
+    named = (("mask", tokens.mask), ("span padding", tokens.span_pad), ("end-of-text", tokens.eos),
+             ("expand", tokens.expand), ("delete", tokens.delete))
+    for name, tid in named:
         if tid is not None and not 0 <= tid < config.vocab_size:
             raise DcoderError(f"{name} token id {tid} is outside the vocabulary ({config.vocab_size})")
     return Checkpoint(path=folder, config=config, tokens=tokens, weight_files=files, raw_config=raw)

@@ -125,7 +125,8 @@ def add_length_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_generation_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder (default: built-in model)")
+    p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder, or a pulled hub model "
+                   "ORG/NAME (default: built-in model)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens reserved per span (default: from context)")
     p.add_argument("--exact-length", type=int, metavar="N", help="generate exactly N tokens per span")
     add_length_args(p)
@@ -399,7 +400,8 @@ def cmd_eval(args) -> int:
 def add_eval_parser(sub) -> None:
     p = sub.add_parser("eval", help="infill benchmark tasks (HumanEval-Infilling JSONL) and score them")
     p.add_argument("files", nargs="+", metavar="FILE", help="tasks as JSONL or JSONL.gz")
-    p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder (default: built-in model)")
+    p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder, or a pulled hub model "
+                   "ORG/NAME (default: built-in model)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--canonical", action="store_true", help="feed the reference middles back (checks the harness)")
     which.add_argument("--baseline", choices=("previous-line",),
@@ -524,6 +526,24 @@ def add_export_parser(sub) -> None:
     p.set_defaults(func=cmd_export)
 
 
+def cmd_pull(args) -> int:
+    from dcoder.hub import pull
+
+    out = pull(args.name, args.dtype, lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
+    sys.stderr.write(f"dcoder: {args.name} is ready: use --model {args.name} (or the folder below)\n")
+    print(out)
+    return 0
+
+
+def add_pull_parser(sub) -> None:
+    p = sub.add_parser("pull", help="download a Hugging Face model and export it for the runtime")
+    p.add_argument("name", metavar="ORG/NAME[@REVISION]", help="hub model, e.g. fredzzp/open-dcoder-0.5B")
+    p.add_argument("--dtype", choices=("auto", "fp32", "fp16", "int8"), default="auto",
+                   help="export format (default auto: fp16 with a usable GPU, else int8, the faster on a "
+                        "CPU; a model already pulled is kept in its format)")
+    p.set_defaults(func=cmd_pull)
+
+
 def cmd_bench(args) -> int:
     from dcoder.bench import run
 
@@ -539,7 +559,8 @@ def cmd_bench(args) -> int:
 
 def add_bench_parser(sub) -> None:
     p = sub.add_parser("bench", help="measure an exported model's speed (prints JSON)")
-    p.add_argument("--model", metavar="DIR", help="exported model folder (default: built-in model)")
+    p.add_argument("--model", metavar="DIR", help="exported model folder or pulled hub model ORG/NAME "
+                   "(default: built-in model)")
     p.add_argument("--json", metavar="OUT", help="also write the figures to OUT")
     p.add_argument("--checkpoint", metavar="DIR", help="source checkpoint for the PyTorch comparison "
                    "(default: the path recorded in the manifest)")
@@ -554,7 +575,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--span", type=int, default=32, metavar="N", help="span tokens (default 32)")
     p.add_argument("--repeats", type=int, default=5, metavar="N", help="timed runs per figure (default 5)")
     p.add_argument("--synthetic", metavar="SHAPE", help="bench a random checkpoint of this shape: "
-                   "tiny, small, qwen2.5-1.5b, diffucoder-7b (made and exported first)")
+                   "tiny, small, qwen2.5-1.5b, diffucoder-7b, open-dcoder-0.5b, coda-1.7b, llada-8b "
+                   "(made and exported first)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
     p.add_argument("--export-memory", action="store_true",
@@ -593,6 +615,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_lsp_parser(sub)
     add_export_parser(sub)
+    add_pull_parser(sub)
     add_bench_parser(sub)
     return parser
 

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
 from dcoder.errors import DcoderError
-
-# model_type -> whether the prediction for token i is read from the logits at i-1.
-# Dream and DiffuCoder shift (they were adapted from autoregressive Qwen2); LLaDA-style
-# checkpoints predict each position in place. A config may override with "shift_logits".
-SUPPORTED_MODEL_TYPES = {"Dream": True, "qwen2": False, "dcoder": False}
 
 
 @dataclass(frozen=True)
@@ -27,7 +22,9 @@ class ModelConfig:
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = False
     model_type: str = "dcoder"
-    shift_logits: bool = False
+    shift_logits: bool = False  # the prediction for token i is read from the logits at i - 1
+    attention_bias: bool = True  # q/k/v projections have biases (Qwen2); Qwen3 and LLaDA have none
+    qk_norm: bool = False  # per-head RMSNorm of queries and keys before rotary (Qwen3, CoDA)
 
     @property
     def head_dim(self) -> int:
@@ -35,32 +32,26 @@ class ModelConfig:
 
     @classmethod
     def from_hf_dict(cls, raw: dict) -> "ModelConfig":
-        """Read a Hugging Face config.json (Qwen2 / Dream / DiffuCoder layout)."""
-        model_type = raw.get("model_type")
-        if model_type not in SUPPORTED_MODEL_TYPES:
-            raise DcoderError(
-                f"unsupported model_type {model_type!r} in config.json "
-                f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
-            )
-        act = raw.get("hidden_act", "silu")
-        if act != "silu":
-            raise DcoderError(f"unsupported hidden_act {act!r} in config.json (only silu)")
+        """Read a Hugging Face config.json of any family in dcoder/families.py."""
+        from dcoder.families import config_values, family_of
+
+        family = family_of(raw)
         rope = raw.get("rope_scaling") or raw.get("rope_parameters") or {}
         rope_type = rope.get("rope_type", rope.get("type", "default"))
         if rope_type != "default":
             raise DcoderError(f"unsupported rope scaling {rope_type!r} in config.json")
-        theta = raw.get("rope_theta", rope.get("rope_theta", 10000.0))
-        if raw.get("head_dim") not in (None, raw.get("hidden_size", 0) // max(1, raw.get("num_attention_heads", 1))):
+        values = config_values(family, raw, tuple(f.name for f in fields(cls)))
+        values["model_type"] = raw["model_type"]
+        values["rope_theta"] = float(raw.get("rope_theta", rope.get("rope_theta", 10000.0)))
+        values["shift_logits"] = bool(raw.get("shift_logits", family.shift_logits))
+        values.setdefault("num_key_value_heads", values.get("num_attention_heads"))
+        heads, width = values.get("num_attention_heads"), values.get("hidden_size")
+        if isinstance(heads, int) and isinstance(width, int) and heads > 0 and raw.get("head_dim") not in (None, width // heads):
             raise DcoderError("config.json head_dim must equal hidden_size / num_attention_heads")
-        known = {f.name for f in fields(cls)}
-        values = {k: raw[k] for k in known if k in raw}
-        values["rope_theta"] = float(theta)
-        values["shift_logits"] = bool(raw.get("shift_logits", SUPPORTED_MODEL_TYPES[model_type]))
-        values.setdefault("num_key_value_heads", raw.get("num_attention_heads"))
-        try:
-            config = cls(**values)
-        except TypeError as exc:
-            raise DcoderError(f"config.json is missing a field: {exc}") from None
+        missing = [family.config_key(f.name) for f in fields(cls) if f.default is MISSING and f.name not in values]
+        if missing:
+            raise DcoderError(f"config.json lacks {', '.join(missing)} (a {family.name} checkpoint needs it)")
+        config = cls(**values)
         config.validate()
         return config
 
@@ -78,9 +69,10 @@ class ModelConfig:
             raise DcoderError("config.json head dimension must be even for rotary embeddings")
 
     def to_hf_dict(self) -> dict:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["hidden_act"] = "silu"
-        return out
+        """config.json in the layout of this config's family."""
+        from dcoder.families import family_of, hf_config
+
+        return hf_config(family_of({"model_type": self.model_type}), {f.name: getattr(self, f.name) for f in fields(self)})
 
 
 def read_json(path: Path, what: str) -> dict:

@@ -32,13 +32,16 @@ class Engine:
 
 
 def load_engine(path: str | Path, device: str | None = None, dtype: str = "fp32", cache_refresh: int = 0) -> Engine:
-    """Load an exported folder (manifest.json) with onnxruntime, or a raw checkpoint with PyTorch.
+    """Load an exported folder (manifest.json) with onnxruntime, or a raw checkpoint with PyTorch;
+    ``path`` may also be a pulled hub model's name, ORG/NAME[@REVISION].
 
     ``device``: auto (default), cpu, cuda, or tensorrt (exported folders only). ``dtype``
     applies to raw checkpoints (an exported folder has its own); ``cache_refresh`` to
     exported folders (see dcoder.runtime.RuntimeOptions).
     """
-    folder = Path(path)
+    from dcoder.hub import resolve
+
+    folder = resolve(str(path))
     if (folder / "manifest.json").exists():
         from dcoder.runtime import RuntimeOptions, load_exported
 

@@ -34,6 +34,7 @@ from dcoder import __version__
 from dcoder.checkpoint import Checkpoint, open_checkpoint
 from dcoder.config import ModelConfig
 from dcoder.errors import DcoderError
+from dcoder.families import family_of, parameter_count
 from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file, verify_weights
 
 OPSET = 23  # Attention and RotaryEmbedding (GQA, past keys/values) are standard ops from 23
@@ -85,9 +86,10 @@ class SafetensorsFile:
 
 
 class WeightSource:
-    """Name -> tensor lookup over all of a checkpoint's shards."""
+    """Name -> tensor lookup over all of a checkpoint's shards, by dcoder's (Qwen2) weight names."""
 
     def __init__(self, ckpt: Checkpoint):
+        self.family = ckpt.family
         self.where: dict[str, SafetensorsFile] = {}
         for f in ckpt.weight_files:
             st = SafetensorsFile(f)
@@ -95,6 +97,7 @@ class WeightSource:
                 self.where[k] = st
 
     def __call__(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        name = self.family.checkpoint_name(name)
         if name not in self.where:
             raise DcoderError(f"checkpoint lacks weight {name}")
         t = self.where[name].get(name)
@@ -188,8 +191,12 @@ def write_weights(cfg: ModelConfig, source: WeightSource, writer: WeightsWriter,
         qkv = [source(p + f"self_attn.{n}_proj.weight", (o, h)) for n, o in (("q", q_out), ("k", kv_out), ("v", kv_out))]
         matrix(f"l{i}.qkv", np.concatenate(qkv, axis=0).T)
         del qkv
-        bias = [source(p + f"self_attn.{n}_proj.bias", (o,)) for n, o in (("q", q_out), ("k", kv_out), ("v", kv_out))]
-        vector(f"l{i}.qkv_bias", np.concatenate(bias))
+        if cfg.attention_bias:
+            bias = [source(p + f"self_attn.{n}_proj.bias", (o,)) for n, o in (("q", q_out), ("k", kv_out), ("v", kv_out))]
+            vector(f"l{i}.qkv_bias", np.concatenate(bias))
+        if cfg.qk_norm:
+            vector(f"l{i}.q_norm", source(p + "self_attn.q_norm.weight", (cfg.head_dim,)))
+            vector(f"l{i}.k_norm", source(p + "self_attn.k_norm.weight", (cfg.head_dim,)))
         matrix(f"l{i}.o", source(p + "self_attn.o_proj.weight", (h, q_out)).T)
         gate_up = [source(p + f"mlp.{n}_proj.weight", (inter, h)) for n in ("gate", "up")]
         matrix(f"l{i}.gate_up", np.concatenate(gate_up, axis=0).T)
@@ -300,6 +307,13 @@ def heads(g: Graph, x: str, n: int, hd: int) -> str:
     return g.op("Transpose", g.op("Reshape", x, g.const([0, 0, n, hd])), perm=[0, 2, 1, 3])
 
 
+def head_norm(g: Graph, s: Shapes, x: str, n: int, weight: str) -> str:
+    """RMSNorm of each head's slice of (B, T, n*hd): Qwen3's query/key norm."""
+    hd = s.cfg.head_dim
+    y = rms_norm(g, s, g.op("Reshape", x, g.const([0, 0, n, hd])), weight)
+    return g.op("Reshape", y, g.const([0, 0, n * hd]))
+
+
 def repeat_kv(g: Graph, s: Shapes, x: str) -> str:
     """(B, T, kv*hd) -> (B, T, heads*hd), each key/value head repeated for its group of query heads."""
     if s.groups == 1:
@@ -322,8 +336,10 @@ def attention(g: Graph, s: Shapes, i: int, x: str, cos: str, sin: str, past: tup
     """
     cfg = s.cfg
     nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-    qkv = linear(g, s, x, f"l{i}.qkv", f"l{i}.qkv_bias")
+    qkv = linear(g, s, x, f"l{i}.qkv", f"l{i}.qkv_bias" if cfg.attention_bias else None)
     q, k, v = g.op("Split", qkv, g.const([nh * hd, nkv * hd, nkv * hd]), axis=-1, outputs=3)
+    if cfg.qk_norm:
+        q, k = head_norm(g, s, q, nh, f"l{i}.q_norm"), head_norm(g, s, k, nkv, f"l{i}.k_norm")
     q = g.op("RotaryEmbedding", q, cos, sin, num_heads=nh)
     k = g.op("RotaryEmbedding", k, cos, sin, num_heads=nkv)
     if rows is not None:
@@ -456,22 +472,24 @@ def _finish(tmp: Path, out: Path) -> Path:
     return out
 
 
-def export(checkpoint: str | Path, out: str | Path, dtype: str = "fp32", progress=None) -> Path:
+def export(checkpoint: str | Path, out: str | Path, dtype: str = "fp32", progress=None,
+           source: dict | None = None) -> Path:
     """Write the model folder; it appears complete under ``out`` or not at all.
 
     ``checkpoint`` may also be an fp32/fp16 model folder: its checkpoint is unpacked beside
     ``out`` and exported again (another dtype, or this dcoder's graphs), keeping its source record.
+    ``source`` records where a checkpoint came from (a hub commit) instead of hashing its files.
     """
     if dtype not in DTYPES:
         raise DcoderError(f"unknown --dtype {dtype!r} (choose from {', '.join(DTYPES)})")
     say = progress or (lambda msg: None)
-    source = Path(checkpoint)
-    if (source / MANIFEST_NAME).is_file():
+    source_path = Path(checkpoint)
+    if (source_path / MANIFEST_NAME).is_file():
         with tempfile.TemporaryDirectory(prefix=".unpacked.", dir=_fresh(out).parent) as work:
-            say(f"unpacking {source}")
-            unpacked = unpack(source, Path(work) / "checkpoint")
-            return _export(unpacked, out, dtype, say, load_manifest(source, any_version=True).source)
-    return _export(source, out, dtype, say, None)
+            say(f"unpacking {source_path}")
+            unpacked = unpack(source_path, Path(work) / "checkpoint")
+            return _export(unpacked, out, dtype, say, load_manifest(source_path, any_version=True).source)
+    return _export(source_path, out, dtype, say, source)
 
 
 def _export(checkpoint: Path, out: str | Path, dtype: str, say, source: dict | None) -> Path:
@@ -524,10 +542,11 @@ def _manifest(ckpt: Checkpoint, dtype: str, graphs: dict, weights: WeightsWriter
         "model": {"model_type": cfg.model_type, "vocab_size": cfg.vocab_size, "hidden_size": cfg.hidden_size,
                   "num_hidden_layers": cfg.num_hidden_layers, "num_attention_heads": cfg.num_attention_heads,
                   "num_key_value_heads": cfg.num_key_value_heads, "head_dim": cfg.head_dim,
-                  "parameters": _parameters(cfg)},
+                  "parameters": parameter_count(cfg)},
         "source": source,
-        # the checkpoint's own config.json, so that ``unpack`` can give the checkpoint back
-        "config": ckpt.raw_config,
+        # the checkpoint's own config.json, so that ``unpack`` can give the checkpoint back (with
+        # the head as read: a config may call it tied and ship it, see open_checkpoint)
+        "config": {**ckpt.raw_config, ckpt.family.config_key("tie_word_embeddings"): cfg.tie_word_embeddings},
         **_training_record(ckpt.path),
     }
 
@@ -543,13 +562,6 @@ def _training_record(folder: Path) -> dict:
         return {"training": {k: record[k] for k in keys if k in record}}
     except (OSError, ValueError, TypeError):
         raise DcoderError(f"{path} is not a readable training record") from None
-
-
-def _parameters(cfg: ModelConfig) -> int:
-    h, i, v = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
-    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
-    layer = h * (q + 2 * kv) + q + 2 * kv + q * h + 3 * h * i + 2 * h
-    return v * h * (1 if cfg.tie_word_embeddings else 2) + h + cfg.num_hidden_layers * layer
 
 
 # ---- back to a checkpoint -------------------------------------------------------------------
@@ -579,14 +591,17 @@ def unpack(folder: str | Path, out: str | Path) -> Path:
     out, tmp = _new_folder(out)
     try:
         weight_map = {}
+        family = family_of(raw)
         for k, shard in enumerate(shards):
             name = f"model-{k + 1:05d}-of-{len(shards):05d}.safetensors"
-            save_file({n: np.ascontiguousarray(t) for n, t in shard.items()}, str(tmp / name), metadata={"format": "pt"})
+            shard = {family.checkpoint_name(n): np.ascontiguousarray(t) for n, t in shard.items()}
+            save_file(shard, str(tmp / name), metadata={"format": "pt"})
             weight_map.update(dict.fromkeys(shard, name))
         index = {"metadata": {}, "weight_map": weight_map}
         (tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=1) + "\n", encoding="utf-8")
         tokens = manifest.tokens
-        config = {**raw, "mask_token_id": tokens.mask, "span_pad_token_id": tokens.span_pad, "eos_token_id": tokens.eos}
+        config = {**raw, "mask_token_id": tokens.mask, "span_pad_token_id": tokens.span_pad, "eos_token_id": tokens.eos,
+                  **{f"{k}_token_id": v for k, v in (("expand", tokens.expand), ("delete", tokens.delete)) if v is not None}}
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         shutil.copyfile(manifest.folder / manifest.raw["tokenizer"], tmp / "tokenizer.json")
         if isinstance(manifest.raw.get("training"), dict):
@@ -629,17 +644,21 @@ def _outer_tensors(cfg: ModelConfig, t: dict[str, np.ndarray]) -> dict[str, np.n
 
 
 def _layer_tensors(cfg: ModelConfig, t: dict[str, np.ndarray], i: int) -> dict[str, np.ndarray]:
-    """Layer i under its checkpoint names: the inverse of ``write_weights``."""
+    """Layer i under dcoder's weight names: the inverse of ``write_weights``."""
     q_out, kv_out = cfg.num_attention_heads * cfg.head_dim, cfg.num_key_value_heads * cfg.head_dim
     cuts = [q_out, q_out + kv_out]
     p = f"model.layers.{i}."
     q, k, v = np.split(t[f"l{i}.qkv"].T, cuts)
-    qb, kb, vb = np.split(t[f"l{i}.qkv_bias"], cuts)
     gate, up = np.split(t[f"l{i}.gate_up"].T, [cfg.intermediate_size])
-    return {
+    out = {
         p + "input_layernorm.weight": t[f"l{i}.ln1"], p + "post_attention_layernorm.weight": t[f"l{i}.ln2"],
         p + "self_attn.q_proj.weight": q, p + "self_attn.k_proj.weight": k, p + "self_attn.v_proj.weight": v,
-        p + "self_attn.q_proj.bias": qb, p + "self_attn.k_proj.bias": kb, p + "self_attn.v_proj.bias": vb,
         p + "self_attn.o_proj.weight": t[f"l{i}.o"].T,
         p + "mlp.gate_proj.weight": gate, p + "mlp.up_proj.weight": up, p + "mlp.down_proj.weight": t[f"l{i}.down"].T,
     }
+    if cfg.attention_bias:
+        qb, kb, vb = np.split(t[f"l{i}.qkv_bias"], cuts)
+        out |= {p + "self_attn.q_proj.bias": qb, p + "self_attn.k_proj.bias": kb, p + "self_attn.v_proj.bias": vb}
+    if cfg.qk_norm:
+        out |= {p + "self_attn.q_norm.weight": t[f"l{i}.q_norm"], p + "self_attn.k_norm.weight": t[f"l{i}.k_norm"]}
+    return out

@@ -1,7 +1,8 @@
-"""A bidirectional Qwen2-architecture transformer (Dream / DiffuCoder compatible).
+"""A bidirectional Qwen2-architecture transformer (Dream, DiffuCoder, Open-dCoder; with switches
+for Qwen3's per-head q/k norm and bias-free projections, CoDA and LLaDA too).
 
-Parameter names follow Hugging Face's Qwen2 layout (``model.layers.N.self_attn.q_proj.weight``)
-so real checkpoints load with ``load_state_dict`` and no renaming. Attention is full
+Parameter names follow Hugging Face's Qwen2 layout (``model.layers.N.self_attn.q_proj.weight``);
+families that name weights otherwise are mapped in ``dcoder/families.py``. Attention is full
 (no causal mask): every position sees the whole sequence, which is what masked diffusion needs;
 training can ask for a causal mask to pretrain autoregressively before adapting to diffusion.
 
@@ -54,10 +55,15 @@ class Attention(nn.Module):
         self.n_kv = config.num_key_value_heads
         self.head_dim = config.head_dim
         hd = self.head_dim
-        self.q_proj = nn.Linear(config.hidden_size, self.n_head * hd, bias=True)
-        self.k_proj = nn.Linear(config.hidden_size, self.n_kv * hd, bias=True)
-        self.v_proj = nn.Linear(config.hidden_size, self.n_kv * hd, bias=True)
+        bias = config.attention_bias
+        self.q_proj = nn.Linear(config.hidden_size, self.n_head * hd, bias=bias)
+        self.k_proj = nn.Linear(config.hidden_size, self.n_kv * hd, bias=bias)
+        self.v_proj = nn.Linear(config.hidden_size, self.n_kv * hd, bias=bias)
         self.o_proj = nn.Linear(self.n_head * hd, config.hidden_size, bias=False)
+        if config.qk_norm:
+            self.q_norm = RMSNorm(hd, config.rms_norm_eps)
+            self.k_norm = RMSNorm(hd, config.rms_norm_eps)
+        self.qk_norm = config.qk_norm
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: KV | None,
                 causal: bool = False) -> tuple[torch.Tensor, KV]:
@@ -65,6 +71,8 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.n_head, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.n_kv, self.head_dim).transpose(1, 2)
+        if self.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         new = (k, v)

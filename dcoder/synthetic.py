@@ -17,9 +17,8 @@ SPECIAL_TOKENS = ("<|endoftext|>", "<|mask|>", "<|dlm_pad|>")
 VARIABLE_LENGTH_TOKENS = ("<|expand|>", "<|delete|>")  # DreamOn's, ids 3 and 4 when asked for
 
 
-def train_tokenizer(texts: list[str], vocab_size: int, out: Path, variable_length: bool = False) -> Path:
-    """A byte-level BPE over ``texts`` with the engine's special tokens (and expand/delete with
-    ``variable_length``); writes tokenizer.json."""
+def train_tokenizer(texts: list[str], vocab_size: int, out: Path, special_tokens: tuple[str, ...] = SPECIAL_TOKENS) -> Path:
+    """A byte-level BPE over ``texts`` with ``special_tokens`` first; writes tokenizer.json."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -27,7 +26,7 @@ def train_tokenizer(texts: list[str], vocab_size: int, out: Path, variable_lengt
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS + (VARIABLE_LENGTH_TOKENS if variable_length else ())),
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -37,28 +36,12 @@ def train_tokenizer(texts: list[str], vocab_size: int, out: Path, variable_lengt
     return path
 
 
-def layer_tensors(config: ModelConfig, layer: int, rng: np.random.Generator, dtype) -> dict[str, np.ndarray]:
-    h, i = config.hidden_size, config.intermediate_size
-    hd, nh, nkv = config.head_dim, config.num_attention_heads, config.num_key_value_heads
-    p = f"model.layers.{layer}."
+def random_tensors(shapes: dict[str, tuple[int, ...]], rng: np.random.Generator, dtype) -> dict[str, np.ndarray]:
+    """N(0, 0.02) weights; norms around 1 (spread, so that a wrong norm shows in the logits)."""
+    def w(shape):
+        return rng.standard_normal(shape, dtype=np.float32) * 0.02
 
-    def w(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(dtype)
-
-    return {
-        p + "input_layernorm.weight": (1 + w(h) * 5).astype(dtype),
-        p + "post_attention_layernorm.weight": (1 + w(h) * 5).astype(dtype),
-        p + "self_attn.q_proj.weight": w(nh * hd, h),
-        p + "self_attn.q_proj.bias": w(nh * hd),
-        p + "self_attn.k_proj.weight": w(nkv * hd, h),
-        p + "self_attn.k_proj.bias": w(nkv * hd),
-        p + "self_attn.v_proj.weight": w(nkv * hd, h),
-        p + "self_attn.v_proj.bias": w(nkv * hd),
-        p + "self_attn.o_proj.weight": w(h, nh * hd),
-        p + "mlp.gate_proj.weight": w(i, h),
-        p + "mlp.up_proj.weight": w(i, h),
-        p + "mlp.down_proj.weight": w(h, i),
-    }
+    return {k: ((1 + w(v) * 5) if k.endswith("norm.weight") else w(v)).astype(dtype) for k, v in shapes.items()}
 
 
 def write_random_checkpoint(
@@ -70,8 +53,11 @@ def write_random_checkpoint(
     extra_config: dict | None = None,
     sharded: bool = False,
 ) -> Path:
-    """Write config.json, tokenizer.json and random weights (one file, or one shard per layer)."""
+    """Write config.json, tokenizer.json and random weights (one file, or one shard per layer), in
+    the file layout of the config's family (its config keys and weight names)."""
     from safetensors.numpy import save_file
+
+    from dcoder.families import family_of, weight_shapes
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,28 +69,21 @@ def write_random_checkpoint(
     hf["torch_dtype"] = {"float32": "float32", "float16": "float16"}[dtype]
     hf.update(extra_config or {})
     (out / "config.json").write_text(json.dumps(hf, indent=2), encoding="utf-8")
-
-    def w(*shape):
-        return (rng.standard_normal(shape, dtype=np.float32) * 0.02).astype(np_dtype)
-
-    outer = {
-        "model.embed_tokens.weight": w(config.vocab_size, config.hidden_size),
-        "model.norm.weight": np.ones(config.hidden_size, dtype=np_dtype),
-    }
-    if not config.tie_word_embeddings:
-        outer["lm_head.weight"] = w(config.vocab_size, config.hidden_size)
+    family = family_of(hf)
+    shapes = weight_shapes(config)
+    groups: dict[int, dict] = {}  # layer -> its shapes; the other weights go last
+    for name, shape in shapes.items():
+        layer = int(name.split(".")[2]) if name.startswith("model.layers.") else config.num_hidden_layers
+        groups.setdefault(layer, {})[name] = shape
     if not sharded:
-        tensors = dict(outer)
-        for layer in range(config.num_hidden_layers):
-            tensors.update(layer_tensors(config, layer, rng, np_dtype))
-        save_file(tensors, str(out / "model.safetensors"))
-        return out
-    n = config.num_hidden_layers + 1
+        groups = {0: shapes}
     weight_map = {}
-    for k in range(n):
-        name = f"model-{k + 1:05d}-of-{n:05d}.safetensors"
-        tensors = outer if k == config.num_hidden_layers else layer_tensors(config, k, rng, np_dtype)
+    for k, (_, group) in enumerate(sorted(groups.items())):
+        tensors = {family.checkpoint_name(n): t for n, t in random_tensors(group, rng, np_dtype).items()}
+        name = f"model-{k + 1:05d}-of-{len(groups):05d}.safetensors" if sharded else "model.safetensors"
         save_file(tensors, str(out / name))
-        weight_map.update({t: name for t in tensors})
-    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}), encoding="utf-8")
+        weight_map.update(dict.fromkeys(tensors, name))
+    if sharded:
+        index = {"metadata": {}, "weight_map": weight_map}
+        (out / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
     return out

@@ -26,16 +26,22 @@ def require_torch():
 
 
 def load_state_dict(ckpt: Checkpoint, dtype: str = "fp32") -> dict:
+    """The weights dcoder's model reads, under its (Qwen2) names, whatever the family calls them
+    (open_checkpoint has checked that all are there with the right shapes)."""
     require_torch()
     from safetensors import SafetensorError, safe_open
 
+    from dcoder.families import weight_shapes
+
     target = getattr(torch, DTYPES[dtype])
+    wanted = {ckpt.family.checkpoint_name(k): k for k in weight_shapes(ckpt.config)}
     state = {}
     for f in ckpt.weight_files:
         try:
             with safe_open(str(f), framework="pt") as fh:
                 for name in fh.keys():
-                    state[name] = fh.get_tensor(name).to(target)
+                    if name in wanted:
+                        state[wanted[name]] = fh.get_tensor(name).to(target)
         except (SafetensorError, OSError, RuntimeError) as exc:
             raise DcoderError(f"corrupt safetensors file {f.name}: {str(exc).splitlines()[0][:120]}") from None
     return state
@@ -52,13 +58,9 @@ def load_model(ckpt: Checkpoint, dtype: str = "fp32"):
     expected = model.state_dict()
     if ckpt.config.tie_word_embeddings:
         expected.pop("lm_head.weight", None)
-        state.pop("lm_head.weight", None)
     missing = [k for k in expected if k not in state]
     if missing:
         raise DcoderError(f"checkpoint {ckpt.path} lacks weight {missing[0]} ({len(missing)} missing)")
-    for k, v in expected.items():
-        if tuple(state[k].shape) != tuple(v.shape):
-            raise DcoderError(f"weight {k} has shape {tuple(state[k].shape)}, config expects {tuple(v.shape)}")
     model.load_state_dict({k: state[k] for k in expected}, strict=False, assign=True)
     if ckpt.config.tie_word_embeddings:
         model.lm_head.weight = model.model.embed_tokens.weight

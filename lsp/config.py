@@ -17,7 +17,7 @@ MAX_CANDIDATES = 8
 
 @dataclass(frozen=True)
 class Settings:
-    model: str | None = None  # checkpoint or exported model folder; None: the built-in model
+    model: str | None = None  # checkpoint or exported model folder, or pulled hub ORG/NAME; None: built-in
     provider: str = "auto"
     steps: int = 32
     inline_steps: int = 8  # ghost text must come fast: several tokens are revealed per step
@@ -85,7 +85,7 @@ def _number(name: str, value: Any, kind: type, low: float, high: float, optional
 def _check(name: str, value: Any) -> Any:
     if name == "model":
         if value is not None and not isinstance(value, str):
-            raise DcoderError(f"setting model must be a folder path, got {value!r}")
+            raise DcoderError(f"setting model must be a folder path or hub name ORG/NAME, got {value!r}")
         return value or None
     if name == "provider":
         if value not in PROVIDERS:

@@ -87,11 +87,14 @@ class Loader:
     @staticmethod
     def _folder(model: str | None) -> str:
         if model is not None:
-            folder = Path(model).expanduser()
+            from dcoder.hub import resolve
+
+            folder = resolve(model)  # a folder, or a pulled hub model's ORG/NAME
             if not folder.is_dir():
                 raise DcoderError(f"model folder {folder} does not exist")
             return str(folder)
         if (BUILTIN_MODEL / "manifest.json").exists():
             return str(BUILTIN_MODEL)
         raise DcoderError("no model configured and no built-in model is installed: "
-                          "set the dcoder setting \"model\" to a checkpoint or exported model folder")
+                          "set the dcoder setting \"model\" to a checkpoint or exported model folder, "
+                          "or to a hub model pulled with `dcoder pull ORG/NAME`")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dcoder.config import ModelConfig
-from dcoder.synthetic import train_tokenizer, write_random_checkpoint
+from dcoder.synthetic import SPECIAL_TOKENS, VARIABLE_LENGTH_TOKENS, train_tokenizer, write_random_checkpoint
 
 # The sample file the Python, Neovim and VS Code tests share.
 SAMPLE = (Path(__file__).parent / "data" / "sample.py").read_text(encoding="utf-8")
@@ -23,20 +23,36 @@ def tiny_config(vocab_size: int, **over) -> ModelConfig:
     return ModelConfig(**base)
 
 
-def _texts() -> list[str]:
+def tokenizer_texts() -> list[str]:
     import argparse, difflib
     return [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
 
 
 @pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
-    return train_tokenizer(_texts(), 600, tmp_path_factory.mktemp("tok"))
+    return train_tokenizer(tokenizer_texts(), 600, tmp_path_factory.mktemp("tok"))
 
 
 @pytest.fixture(scope="session")
 def growing_tokenizer_json(tmp_path_factory) -> Path:
     """The same, with DreamOn's <|expand|> and <|delete|> after the engine's three (ids 3 and 4)."""
-    return train_tokenizer(_texts(), 600, tmp_path_factory.mktemp("tok-growing"), variable_length=True)
+    return train_tokenizer(tokenizer_texts(), 600, tmp_path_factory.mktemp("tok-growing"), SPECIAL_TOKENS + VARIABLE_LENGTH_TOKENS)
+
+
+@pytest.fixture(scope="session")
+def family_ckpt(tmp_path_factory):
+    """family_ckpt("llada" | "open-dcoder" | "coda" | "dreamon") -> a tiny checkpoint in that
+    family's released file layout (tests/family_layouts.py), written once per session."""
+    from family_layouts import write_checkpoint
+
+    made: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in made:
+            made[family] = write_checkpoint(family, tmp_path_factory.mktemp(family) / "ckpt", tokenizer_texts())
+        return made[family]
+
+    return get
 
 
 def _vocab(tokenizer_json: Path) -> int:

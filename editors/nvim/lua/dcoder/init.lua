@@ -9,7 +9,7 @@ local M = {}
 
 M.defaults = {
   cmd = { "dcoder", "lsp", "--stdio" },
-  model = nil, -- checkpoint or exported model folder; nil: the built-in model
+  model = nil, -- checkpoint or exported model folder, or a pulled hub model ORG/NAME; nil: the built-in model
   settings = {}, -- server settings, named as the server names them (steps, provider, preview, ...)
   filetypes = nil, -- nil: every file buffer
   root_dir = nil, -- nil: the current directory
