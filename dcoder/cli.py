@@ -488,6 +488,30 @@ def add_curve_parser(sub) -> None:
     p.set_defaults(func=cmd_curve)
 
 
+def cmd_corpus(args) -> int:
+    from dcoder import corpus_build
+    from dcoder.runtime import default_threads
+
+    config = corpus_build.BuildConfig(
+        Path(args.out), Path(args.packages) if args.packages else corpus_build.DEFAULT_PACKAGES,
+        Path(args.benchmarks) if args.benchmarks else corpus_build.DEFAULT_BENCHMARKS,
+        args.jobs if args.jobs is not None else default_threads())
+    _, digest = corpus_build.build(config, lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
+    print(digest)
+    return 0
+
+
+def add_corpus_parser(sub) -> None:
+    p = sub.add_parser("corpus", help="build the training corpus (standard library + listed pure-Python packages); "
+                                      "prints the manifest's SHA-256")
+    p.add_argument("out", metavar="OUT", help="folder to build into: new, empty, or an earlier corpus (reuses its wheels)")
+    p.add_argument("--packages", metavar="FILE", help="package list (default: dcoder/corpus_packages.toml)")
+    p.add_argument("--benchmarks", metavar="DIR", help="evaluation tasks to keep out of the corpus "
+                   "(default: ../shared/benchmarks beside the repository)")
+    p.add_argument("--jobs", type=int, metavar="N", help="processes that examine files (default: all usable cores)")
+    p.set_defaults(func=cmd_corpus)
+
+
 def cmd_lsp(args) -> int:
     tcp = None
     if args.tcp is not None:
@@ -613,6 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_curve_parser(sub)
     add_train_parser(sub)
+    add_corpus_parser(sub)
     add_lsp_parser(sub)
     add_export_parser(sub)
     add_pull_parser(sub)
