@@ -35,6 +35,8 @@ class InfillOptions:
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise DcoderError("--max-tokens must be at least 1")
+        if self.max_context is not None and self.max_context < 1:
+            raise DcoderError("--max-context must be at least 1")
         if self.exact_length is not None and self.exact_length < 1:
             raise DcoderError("--exact-length must be at least 1")
         if self.candidates < 1:
