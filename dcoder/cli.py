@@ -427,15 +427,14 @@ def cmd_lsp(args) -> int:
         tcp = (host, int(port))
     from lsp.server import serve
 
-    serve(tcp)
-    return 0
+    return serve(tcp)
 
 
 def add_lsp_parser(sub) -> None:
     p = sub.add_parser("lsp", help="run the language server (stdio unless --tcp)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
-    where.add_argument("--tcp", metavar="HOST:PORT", help="listen for one client on HOST:PORT")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="listen on HOST:PORT; each connection is a session of its own")
     p.set_defaults(func=cmd_lsp)
 
 
