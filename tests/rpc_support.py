@@ -38,7 +38,7 @@ class Peer:
             data = self._outbox.get()
             try:
                 write(data)
-            except OSError:
+            except (OSError, ValueError):
                 pass  # the server is gone: what it never got, it never answers
             finally:
                 self._outbox.task_done()
@@ -69,8 +69,11 @@ class Peer:
     def send(self, message) -> None:
         self._outbox.put(frame(message))
 
-    def flush(self) -> None:
-        self._outbox.join()
+    def flush(self, timeout: float = DEADLINE) -> None:
+        """Wait until everything sent was written (a server that stops reading makes this give up)."""
+        end = time.monotonic() + timeout
+        while self._outbox.unfinished_tasks and time.monotonic() < end:
+            time.sleep(0.01)
 
     def request(self, msg_id, method: str, params=None) -> dict:
         message = {"jsonrpc": "2.0", "id": msg_id, "method": method}
@@ -123,15 +126,17 @@ class StdioServer(Peer):
 
         super().__init__(self.process.stdout, write)
 
-    def finish(self) -> tuple[int, str]:
-        """Close stdin; the exit code and stderr."""
+    def finish(self) -> tuple[int | None, str]:
+        """Close stdin; the exit code (None: it did not exit in time, and was killed) and stderr."""
         self.flush()
         try:
             self.process.stdin.close()
-        except BrokenPipeError:
+        except (OSError, ValueError):  # the writer thread may be stuck in a write to it
             pass
         try:
             code = self.process.wait(timeout=DEADLINE)
+        except subprocess.TimeoutExpired:
+            code = None
         finally:
             self.process.kill()
         return code, self.process.stderr.read().decode()

@@ -241,6 +241,9 @@ def test_in_place_file_deleted_during_the_run(monkeypatch, capsys, onnx_model, s
     (["--temperature", "inf"], "temperatures must be finite"),
     (["--alg-temp=-inf"], "temperatures must be finite"),
     (["--max-context", "0"], "--max-context"),
+    (["--candidates", "10000000"], "--candidates must be from 1 to"),  # one batch: memory
+    (["--repair", str(10**20)], "--repair must be from 0 to"),
+    (["--search-tokens", "17"], "--search-tokens must be from 0 to"),
     (["--region", ""], "unknown region ''"),
     (["--range", ""], "bad range"),
 ])

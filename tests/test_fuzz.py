@@ -20,7 +20,7 @@ import pytest
 from conftest import SAMPLE
 from rpc_support import StdioServer
 
-CLI_CASES, LSP_CASES = 160, 260
+CLI_CASES, LSP_CASES = 120, 200
 CASE_SECONDS = 60  # a hang guard per case, not a speed check
 
 
@@ -99,9 +99,10 @@ def snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): state(p) for p in sorted(folder.rglob("*"))}
 
 
-def cli_case(rng: random.Random, files: dict[str, Path], model: Path) -> list[str]:
+def cli_case(rng: random.Random, model: Path) -> list[str]:
+    """Arguments with the file as a key of ``user_files``."""
     command = rng.choice(["infill", "infill", "infill", "refine", "refine", "regions"])
-    args = [command, str(files[pick(rng, GOOD_FILES, BAD_FILES)])]
+    args = [command, pick(rng, GOOD_FILES, BAD_FILES)]
     if command == "regions":
         return args + ["--at", pick(rng, GOOD_POSITIONS, BAD_POSITIONS)]
     if command == "refine":
@@ -122,17 +123,30 @@ def cli_case(rng: random.Random, files: dict[str, Path], model: Path) -> list[st
     return args + ["--search-tokens=0" if rng.random() < 0.9 else "--search-tokens=1"]
 
 
+def one_wrong_value(model: Path) -> list[list[str]]:
+    """Every wrong value of every option, each on a run that is otherwise right."""
+    run = ["--model", str(model), "--search-tokens=0"]
+    cases = [["infill", "sample", "--at", "3:12", f"{name}={value}", *run]
+             for name, (_, bad) in OPTIONS.items() if name != "--min-confidence" for value in bad]
+    cases += [["refine", "sample", "--range", "3:12-3:17", f"--min-confidence={v}", *run] for v in OPTIONS["--min-confidence"][1]]
+    cases += [["infill", "sample", "--at", "3:12", f"--region={v}", *run] for v in ["", "nope", "function."]]
+    cases += [["infill", "sample", "--at", v, *run] for v in BAD_POSITIONS]
+    cases += [["refine", "sample", "--range", v, *run] for v in BAD_RANGES]
+    return cases
+
+
 def test_fuzz_the_command_line(exported, tmp_path, capsys):
     from dcoder.cli import main
 
     model = exported("dream", "fp32")
     rng = random.Random(2026)
-    for case in range(CLI_CASES):
+    cases = one_wrong_value(model) + [cli_case(rng, model) for _ in range(CLI_CASES)]
+    for case, (command, file, *rest) in enumerate(cases):
         folder = tmp_path / f"case{case}"
         folder.mkdir()
         files = user_files(folder)
         before = snapshot(folder)
-        argv = cli_case(rng, files, model)
+        argv = [command, str(files[file]), *rest]
         with deadline(CASE_SECONDS, argv):
             try:
                 code = main(argv)
