@@ -5,53 +5,20 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import os
+import math
 import sys
-import tempfile
 from pathlib import Path
 
 from dcoder import __version__
 from dcoder.config import ALGS, LENGTH_MODES, LengthConfig, SamplerConfig
 from dcoder.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
+from dcoder.files import check_writable, read_source, write_back
 
 EXIT_USAGE = 2
 
 
 # ---- files and positions -------------------------------------------------------------------
-
-def read_source(path: str) -> str:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise DcoderError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise DcoderError(f"{path} is a folder, not a file") from None
-    except OSError as exc:
-        raise DcoderError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise DcoderError(f"{path} is not UTF-8 text (invalid byte at offset {exc.start})") from None
-
-
-def write_atomically(path: str, text: str) -> None:
-    """Replace the file in one rename, so it is never seen half-written; keeps its permissions."""
-    target = Path(path)
-    mode = target.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".dcoder", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
 
 def line_starts(text: str) -> list[int]:
     starts = [0]
@@ -255,7 +222,7 @@ def step_printer(enabled: bool):
 
 def emit(args, text: str, result, model: str) -> None:
     if args.in_place:
-        write_atomically(args.file, result.text)
+        write_back(args.file, text, result.text)
         sys.stderr.write(f"dcoder: wrote {args.file} ({len(result.edits)} edit(s), {result.forward_passes} forward passes)\n")
     elif args.diff:
         diff = difflib.unified_diff(text.splitlines(keepends=True), result.text.splitlines(keepends=True),
@@ -286,15 +253,17 @@ def cmd_infill(args) -> int:
     from dcoder.spans import find_holes
 
     text = read_source(args.file)
+    if args.in_place:
+        check_writable(args.file)  # refuse before the run, not after it
     language = file_language(args)
     options = syntax_options(args, language)
-    if args.region:
-        if not args.at:
+    if args.region is not None:  # an empty value is an unknown region, not "no region"
+        if args.at is None:
             raise DcoderError("--region needs --at L:C, a position inside the region")
         ranges = [region_range(args, text, language)]
-    elif args.range:
+    elif args.range is not None:
         ranges = [parse_range(text, args.range)]
-    elif args.at:
+    elif args.at is not None:
         pos = offset_of(text, line_starts(text), args.at)
         ranges = [(pos, pos)]
     else:
@@ -312,9 +281,13 @@ def cmd_refine(args) -> int:
     from dcoder.infill import refine
 
     text = read_source(args.file)
+    if args.in_place:
+        check_writable(args.file)
     language = file_language(args)
     options = syntax_options(args, language)
     span = parse_range(text, args.range)
+    if not text[span[0]:span[1]].strip():
+        raise DcoderError(f"--range {args.range} selects no code; refine rewrites a selection")
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = refine(engine, text, span, options, args.min_confidence, step_printer(args.show_steps))
     check_parse(args, result, language)
@@ -368,8 +341,8 @@ def cmd_eval(args) -> int:
     check_samples(args.samples, args.temperature)
     if args.limit is not None and args.limit < 1:
         raise DcoderError("--limit must be at least 1")
-    if args.timeout <= 0:
-        raise DcoderError("--timeout must be positive")
+    if not 0 < args.timeout < math.inf:
+        raise DcoderError("--timeout must be a positive number of seconds")
     if args.jobs is not None and args.jobs < 1:
         raise DcoderError("--jobs must be at least 1")
     if args.json and not Path(args.json).resolve().parent.is_dir():
@@ -521,15 +494,14 @@ def cmd_lsp(args) -> int:
         tcp = (host, int(port))
     from lsp.server import serve
 
-    serve(tcp)
-    return 0
+    return serve(tcp)
 
 
 def add_lsp_parser(sub) -> None:
     p = sub.add_parser("lsp", help="run the language server (stdio unless --tcp)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
-    where.add_argument("--tcp", metavar="HOST:PORT", help="listen for one client on HOST:PORT")
+    where.add_argument("--tcp", metavar="HOST:PORT", help="listen on HOST:PORT; each connection is a session of its own")
     p.set_defaults(func=cmd_lsp)
 
 
@@ -658,6 +630,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still one line, never a traceback
+        sys.stderr.write(f"dcoder: internal error: {exc.__class__.__name__}: {exc} (please report it)\n")
+        return 1
 
 
 if __name__ == "__main__":

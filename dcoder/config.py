@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 
@@ -167,8 +168,11 @@ class SamplerConfig:
             raise DcoderError(f"unknown --alg {self.alg!r} (choose from {', '.join(ALGS)})")
         if self.steps < 1:
             raise DcoderError("--steps must be at least 1")
-        if self.temperature < 0 or self.alg_temp < 0:
-            raise DcoderError("temperatures must be >= 0")
+        # NaN passes every comparison and an infinite temperature never settles a token: both refused.
+        if not all(math.isfinite(t) and t >= 0 for t in (self.temperature, self.alg_temp)):
+            raise DcoderError("temperatures must be finite and >= 0")
+        if self.seed < 0:
+            raise DcoderError("--seed must be at least 0")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise DcoderError("--top-p must be in (0, 1]")
         if self.top_k is not None and self.top_k < 1:

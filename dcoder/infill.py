@@ -16,6 +16,10 @@ from dcoder.spans import Layout, Span, build_layout, default_budget, fix_length,
 from dcoder.validity import choose
 
 
+# More would only cost memory (the candidates are one batch) or time, never give a better fill.
+MAX_CANDIDATES, MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS = 64, 16, 16
+
+
 @dataclass(frozen=True)
 class InfillOptions:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
@@ -36,14 +40,16 @@ class InfillOptions:
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
             raise DcoderError("--max-tokens must be at least 1")
+        if self.max_context is not None and self.max_context < 1:
+            raise DcoderError("--max-context must be at least 1")
         if self.exact_length is not None and self.exact_length < 1:
             raise DcoderError("--exact-length must be at least 1")
-        if self.candidates < 1:
-            raise DcoderError("--candidates must be at least 1")
-        if self.repair_rounds < 0:
-            raise DcoderError("--repair must be at least 0")
-        if self.search_tokens < 0:
-            raise DcoderError("--search-tokens must be at least 0")
+        if not 1 <= self.candidates <= MAX_CANDIDATES:
+            raise DcoderError(f"--candidates must be from 1 to {MAX_CANDIDATES}")
+        if not 0 <= self.repair_rounds <= MAX_REPAIR_ROUNDS:
+            raise DcoderError(f"--repair must be from 0 to {MAX_REPAIR_ROUNDS}")
+        if not 0 <= self.search_tokens <= MAX_SEARCH_TOKENS:
+            raise DcoderError(f"--search-tokens must be from 0 to {MAX_SEARCH_TOKENS}")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,19 @@ class Operation:
             raise ValueError("code action data is not a dcoder operation")
         if any(not 0 <= a <= b for a, b in ranges):
             raise ValueError("code action data has a bad range")
+        if op != FILL_HOLES and len(ranges) != 1:
+            raise ValueError(f"code action data for {op} must hold one range, not {len(ranges)}")
+        if op in (REFINE, REFINE_CONFIDENT) and ranges[0][0] == ranges[0][1]:
+            raise ValueError("code action data selects nothing to refine")
         return cls(op, uri, version, ranges, str(title))
+
+    def mismatch(self, doc: Document) -> str | None:
+        """Why this operation does not fit ``doc`` (the version it was offered for), or None."""
+        if any(b > len(doc.text) for _, b in self.ranges):
+            return "range outside the document"
+        if self.op == FILL_HOLES and list(self.ranges) != holes(doc):
+            return "code action data does not match the document's <|mask|> holes"
+        return None
 
     @property
     def kind(self) -> str:

@@ -9,10 +9,10 @@ from typing import Any
 
 from dcoder.config import LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
 from dcoder.errors import DcoderError
-from dcoder.infill import InfillOptions
+from dcoder.infill import MAX_SEARCH_TOKENS, InfillOptions
 
 PROVIDERS = ("auto", "cuda", "cpu")
-MAX_CANDIDATES = 8
+MAX_CANDIDATES = 8  # fewer than the engine allows: an editor waits for them
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ def _check(name: str, value: Any) -> Any:
     if name == "candidates":
         return _number(name, value, int, 1, MAX_CANDIDATES)
     if name == "search_tokens":
-        return _number(name, value, int, 0, 16)
+        return _number(name, value, int, 0, MAX_SEARCH_TOKENS)
     if name == "threshold":
         return _number(name, value, float, 0.0, 1.0, optional=True)
     if name == "temperature":

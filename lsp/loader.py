@@ -1,8 +1,12 @@
 """The model: loaded on first use, shared by every request, reloaded only when its folder or
-provider setting changes. Runs on the inference thread."""
+provider setting changes. Runs on the inference thread.
+
+Loaders share what they load (TCP sessions each have a Loader): a model is read once while any
+session uses it. They all run on the one inference thread, which keeps a model's runs apart."""
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -48,6 +52,9 @@ def _why(folder: str, exc: Exception) -> str:
     return _first_line(exc) if isinstance(exc, DcoderError) else f"cannot load the model in {folder}: {_first_line(exc)}"
 
 
+_SHARED: "weakref.WeakValueDictionary[tuple[str, str], Loaded]" = weakref.WeakValueDictionary()
+
+
 class Loader:
     def __init__(self, report: Callable[[str, str], None]) -> None:
         self._report = report  # (level "loading" | "info" | "warning" | "error", message), once per event
@@ -73,8 +80,10 @@ class Loader:
             raise ModelUnavailable(self._failure)
         try:
             folder = self._folder(model)
-            self._report("loading", f"loading model {folder} (provider {provider})")
-            self._loaded = _load(folder, provider)
+            self._loaded = _SHARED.get((folder, provider))
+            if self._loaded is None:
+                self._report("loading", f"loading model {folder} (provider {provider})")
+                self._loaded = _SHARED[folder, provider] = _load(folder, provider)
         except Exception as exc:
             self._failure = str(exc) if isinstance(exc, DcoderError) else f"cannot load the model: {exc}"
             self._report("error", self._failure)

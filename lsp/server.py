@@ -17,8 +17,7 @@ from typing import Callable
 from lsprotocol import types
 from pygls.capabilities import ServerCapabilitiesBuilder, get_capability
 from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
-from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol, default_converter
+from pygls.protocol import default_converter
 from pygls.protocol.language_server import lsp_method
 
 from dcoder import __version__
@@ -30,6 +29,8 @@ from lsp.documents import Document, DocumentStore
 from lsp.jobs import CANCELLED, MODIFIED, SUPERSEDED, Job, Jobs
 from lsp.loader import Loader, ModelUnavailable
 from lsp.positions import UTF16, PositionError
+from lsp.rpc import StrictProtocol, StrictServer, log_one_line_per_record
+from lsp.transport import serve_stdio, serve_tcp
 
 log = logging.getLogger("dcoder.lsp")
 
@@ -48,7 +49,7 @@ class RequestFailed(JsonRpcException):
     MESSAGE = "request failed"
 
 
-class DcoderProtocol(LanguageServerProtocol):
+class DcoderProtocol(StrictProtocol):
     """pygls's protocol with two changes: documents are mirrored by ``lsp.documents`` (pygls's
     mirror splits lines at form feeds and U+2028 and clamps columns one short), and
     ``$/cancelRequest`` also stops jobs of requests pygls runs as generators (executeCommand)."""
@@ -74,8 +75,8 @@ class DcoderProtocol(LanguageServerProtocol):
         super()._handle_cancel_notification(msg_id)
 
 
-class DcoderServer(LanguageServer):
-    def __init__(self) -> None:
+class DcoderServer(StrictServer):
+    def __init__(self, inference: ThreadPoolExecutor | None = None) -> None:
         super().__init__("dcoder", __version__, protocol_cls=DcoderProtocol)
         self.documents = DocumentStore()
         self.jobs = Jobs()
@@ -83,7 +84,9 @@ class DcoderServer(LanguageServer):
         self.encoding = UTF16
         self.problems: list[str] = []  # settings problems found at initialize, reported once initialized
         self.loader = Loader(self._report_from_thread)
-        self.inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcoder-inference")
+        # TCP sessions pass the one thread they share, as they share the loaded models.
+        self.owns_inference = inference is None
+        self.inference = inference or ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcoder-inference")
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- messages to the client ------------------------------------------------------------
@@ -209,8 +212,8 @@ class DcoderServer(LanguageServer):
             raise JsonRpcInvalidParams(f"unknown document {op.uri}")
         if doc.version != op.version:
             raise JsonRpcContentModified("the document changed since this action was offered")
-        if any(b > len(doc.text) for _, b in op.ranges):
-            raise JsonRpcInvalidParams("range outside the document")
+        if (mismatch := op.mismatch(doc)) is not None:
+            raise JsonRpcInvalidParams(mismatch)
         job = self.jobs.start(op.uri, "edit", self.protocol.msg_id)
         token = await self._begin_progress(op.title, job) if progress else None
         try:
@@ -276,7 +279,8 @@ def initialized(ls: DcoderServer, params: types.InitializedParams) -> None:
 
 def shutdown(ls: DcoderServer, params) -> None:
     ls.jobs.cancel_all()
-    ls.inference.shutdown(wait=False, cancel_futures=True)
+    if ls.owns_inference:
+        ls.inference.shutdown(wait=False, cancel_futures=True)
 
 
 def did_open(ls: DcoderServer, params: types.DidOpenTextDocumentParams) -> None:
@@ -431,8 +435,8 @@ async def fill_holes_command(ls: DcoderServer, *args):
         raise ls.failure(exc) from None
 
 
-def create_server() -> DcoderServer:
-    ls = DcoderServer()
+def create_server(inference: ThreadPoolExecutor | None = None) -> DcoderServer:
+    ls = DcoderServer(inference)
     ls.feature(types.INITIALIZE)(initialize)
     ls.feature(types.INITIALIZED)(initialized)
     ls.feature(types.SHUTDOWN)(shutdown)
@@ -451,9 +455,11 @@ def create_server() -> DcoderServer:
     return ls
 
 
-def serve(tcp: tuple[str, int] | None = None) -> None:
-    server = create_server()
+def serve(tcp: tuple[str, int] | None = None) -> int:
+    """Serve until ``exit`` (stdio; returns the exit code) or until interrupted (TCP)."""
+    log_one_line_per_record()
     if tcp is None:
-        server.start_io()
-    else:
-        server.start_tcp(*tcp)
+        return serve_stdio(create_server())
+    inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcoder-inference")
+    serve_tcp(lambda: create_server(inference), lambda ls: ls.jobs.cancel_all(), *tcp)
+    return 0

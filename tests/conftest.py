@@ -61,23 +61,37 @@ def _vocab(tokenizer_json: Path) -> int:
 
 
 @pytest.fixture(scope="session")
-def dream_ckpt(tmp_path_factory, tokenizer_json) -> Path:
-    """Dream-style: logits shifted by one, untied head, one safetensors file."""
+def dream_files(tmp_path_factory, tokenizer_json) -> Path:
+    """Dream-style: logits shifted by one, untied head, one safetensors file. Reading or exporting
+    it needs no PyTorch."""
     return write_random_checkpoint(tmp_path_factory.mktemp("dream"), tiny_config(_vocab(tokenizer_json)), tokenizer_json)
 
 
 @pytest.fixture(scope="session")
-def llada_ckpt(tmp_path_factory, tokenizer_json) -> Path:
+def llada_files(tmp_path_factory, tokenizer_json) -> Path:
     """LLaDA-style prediction in place, tied embeddings, sharded weights."""
     cfg = tiny_config(_vocab(tokenizer_json), model_type="qwen2", shift_logits=False, tie_word_embeddings=True)
     return write_random_checkpoint(tmp_path_factory.mktemp("llada"), cfg, tokenizer_json, seed=1, sharded=True)
 
 
 @pytest.fixture(scope="session")
-def dreamon_ckpt(tmp_path_factory, growing_tokenizer_json) -> Path:
+def dreamon_files(tmp_path_factory, growing_tokenizer_json) -> Path:
     """DreamOn-style: Dream's shifted logits, and a tokenizer with expand and delete tokens."""
     cfg = tiny_config(_vocab(growing_tokenizer_json))
     return write_random_checkpoint(tmp_path_factory.mktemp("dreamon"), cfg, growing_tokenizer_json, seed=2)
+
+
+# Running a checkpoint itself takes PyTorch, which the test extra leaves out: those tests skip without it.
+@pytest.fixture(scope="session")
+def dream_ckpt(dream_files) -> Path:
+    pytest.importorskip("torch")
+    return dream_files
+
+
+@pytest.fixture(scope="session")
+def llada_ckpt(llada_files) -> Path:
+    pytest.importorskip("torch")
+    return llada_files
 
 
 @pytest.fixture()
@@ -88,11 +102,11 @@ def sample_file(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def exported(tmp_path_factory, dream_ckpt, llada_ckpt, dreamon_ckpt):
+def exported(tmp_path_factory, dream_files, llada_files, dreamon_files):
     """exported("dream" | "llada" | "dreamon", dtype) -> that checkpoint's ONNX folder, exported once per session."""
     from dcoder.export import export
 
-    ckpts = {"dream": dream_ckpt, "llada": llada_ckpt, "dreamon": dreamon_ckpt}
+    ckpts = {"dream": dream_files, "llada": llada_files, "dreamon": dreamon_files}
     made: dict[tuple[str, str], Path] = {}
 
     def get(name: str, dtype: str = "fp32") -> Path:

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from conftest import SAMPLE
 
 
@@ -139,3 +141,123 @@ def test_crlf_file_keeps_its_line_endings(dream_ckpt, tmp_path):
 def test_llada_style_sharded_checkpoint(llada_ckpt, sample_file):
     r = dcoder("infill", sample_file, "--at", "3:12", "--model", llada_ckpt, "--steps", "2", "--json")
     assert r.returncode == 0, r.stderr
+
+
+# ---- --in-place never loses data (in process, so the file can be changed "during the run") ----
+
+def run_in_place(monkeypatch, capsys, model, path, meanwhile=None, *extra):
+    """``dcoder infill PATH --in-place`` with a hole at 3:12; ``meanwhile()`` runs after the file
+    was read, while the model loads. Returns (exit code, stderr)."""
+    from dcoder import cli
+
+    load = getattr(cli.resolve_model, "real", cli.resolve_model)  # not a wrapper from an earlier run
+
+    def loading(*args):
+        if meanwhile is not None:
+            meanwhile()
+        return load(*args)
+
+    loading.real = load
+    monkeypatch.setattr(cli, "resolve_model", loading)
+    code = cli.main(["infill", str(path), "--at", "3:12", "--in-place", "--model", str(model), "--steps", "1",
+                     "--max-tokens", "2", "--repair", "0", "--search-tokens", "0", "--allow-broken", *extra])
+    return code, capsys.readouterr().err
+
+
+def refused(code, err, needle):
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()  # warnings about the fill may come first
+    assert all(line.startswith("dcoder: ") for line in lines), err
+    assert lines[-1].startswith("dcoder: error:") and needle in lines[-1], err
+
+
+@pytest.fixture()
+def onnx_model(exported):
+    return exported("dream", "fp32")
+
+
+def test_in_place_writes_nothing_when_the_file_changed_meanwhile(monkeypatch, capsys, onnx_model, sample_file):
+    with_line = SAMPLE + "x = 1\n"
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, sample_file, lambda: sample_file.write_text(with_line))
+    refused(code, err, "changed during the run")
+    assert sample_file.read_text() == with_line
+
+
+def test_in_place_edits_a_symlinks_target(monkeypatch, capsys, onnx_model, sample_file, tmp_path):
+    link = tmp_path / "link.py"
+    link.symlink_to(sample_file)
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, link)
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(sample_file)
+    assert sample_file.read_text() != SAMPLE and sample_file.read_text().startswith(SAMPLE[:40])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.py", "sample.py"]
+
+
+def test_in_place_keeps_hard_links_mode_and_owner(monkeypatch, capsys, onnx_model, sample_file, tmp_path):
+    other = tmp_path / "other.py"
+    os.link(sample_file, other)
+    os.chmod(sample_file, 0o640)
+    owner = (4321, 4321) if os.geteuid() == 0 else (os.geteuid(), os.getegid())
+    os.chown(sample_file, *owner)
+    inode = sample_file.stat().st_ino
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, sample_file)
+    assert code == 0, err
+    st = sample_file.stat()
+    assert (st.st_ino, st.st_nlink, st.st_mode & 0o777, (st.st_uid, st.st_gid)) == (inode, 2, 0o640, owner)
+    assert other.read_text() == sample_file.read_text() != SAMPLE
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.py", "sample.py"]  # no backup left behind
+
+    os.unlink(other)  # one link again: a renamed copy, with the same mode and owner
+    before = sample_file.read_text()
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, sample_file)
+    assert code == 0, err
+    st = sample_file.stat()
+    assert (st.st_mode & 0o777, (st.st_uid, st.st_gid)) == (0o640, owner) and sample_file.read_text() != before
+
+
+def test_in_place_refuses_read_only_files_and_folders(monkeypatch, capsys, onnx_model, sample_file, tmp_path):
+    os.chmod(sample_file, 0o444)
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, sample_file, lambda: pytest.fail("the model loaded"))
+    refused(code, err, "is read-only")
+    os.chmod(sample_file, 0o644)
+
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, sample_file, lambda: os.chmod(tmp_path, 0o555))
+    os.chmod(tmp_path, 0o755)
+    refused(code, err, "its folder")
+    assert sample_file.read_text() == SAMPLE and [p.name for p in tmp_path.iterdir()] == ["sample.py"]
+
+
+def test_in_place_file_deleted_during_the_run(monkeypatch, capsys, onnx_model, sample_file, tmp_path):
+    code, err = run_in_place(monkeypatch, capsys, onnx_model, sample_file, sample_file.unlink)
+    refused(code, err, "was deleted during the run")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- option bounds ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1"], "--seed"),
+    (["--temperature", "nan"], "temperatures must be finite"),
+    (["--temperature", "inf"], "temperatures must be finite"),
+    (["--alg-temp=-inf"], "temperatures must be finite"),
+    (["--max-context", "0"], "--max-context"),
+    (["--candidates", "10000000"], "--candidates must be from 1 to"),  # one batch: memory
+    (["--repair", str(10**20)], "--repair must be from 0 to"),
+    (["--search-tokens", "17"], "--search-tokens must be from 0 to"),
+    (["--region", ""], "unknown region ''"),
+    (["--range", ""], "bad range"),
+])
+def test_out_of_bounds_options_are_refused(capsys, onnx_model, sample_file, args, needle):
+    from dcoder.cli import main
+
+    where = [] if "--range" in args else ["--at", "3:12"]
+    refused(main(["infill", str(sample_file), *where, "--model", str(onnx_model), *args]), capsys.readouterr().err, needle)
+
+
+def test_refine_needs_a_selection(capsys, onnx_model, sample_file):
+    from dcoder.cli import main
+
+    for empty in ("1:1-1:1", "4:1-5:1"):  # nothing, and a blank line
+        code = main(["refine", str(sample_file), "--range", empty, "--model", str(onnx_model), "--in-place"])
+        refused(code, capsys.readouterr().err, "selects no code")
+    assert sample_file.read_text() == SAMPLE

@@ -641,6 +641,12 @@ async def test_bad_requests_get_empty_results_or_errors(client: LanguageClient):
     assert await error_code(resolve(client, forged)) == INVALID_PARAMS
     forged.data = {"op": "refine", "uri": nowhere, "version": 1, "ranges": [[0, 1]], "title": "x"}
     assert await error_code(resolve(client, forged)) == INVALID_PARAMS
+    for op, ranges in [("refine", [[0, 5], [10, 20]]), ("refineConfident", [[i, i + 1] for i in range(0, 2000, 2)]),
+                       ("fill", [[0, 5], [10, 20]]), ("refine", [[5, 5]]), ("fillHoles", [[0, 8]])]:
+        forged.data = {"op": op, "uri": uri, "version": 1, "ranges": ranges, "title": "x"}
+        with pytest.raises(JsonRpcException) as info:
+            await resolve(client, forged)
+        assert info.value.code == INVALID_PARAMS and "internal error" not in info.value.message, (op, ranges)
     # a column past the end of a line means the end of the line
     result = await inline(client, uri, 3, 80)
     assert all(i.range.start == t.Position(3, 0) for i in result.items)
@@ -732,7 +738,8 @@ def test_tcp_transport():
             while _read(stream).get("id") != 2:
                 pass
             _rpc(sock, {"jsonrpc": "2.0", "method": "exit"})
-        assert server.wait(timeout=60) == 0
+            assert stream.read() == b""  # exit ends this connection's session, not the server
+        assert server.poll() is None
     finally:
         server.kill()
         server.stderr.close()

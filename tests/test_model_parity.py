@@ -1,12 +1,12 @@
 """Our bidirectional model against transformers' own Qwen2 with a full (non-causal) mask."""
 
 import pytest
-import torch
 
-from dcoder.checkpoint import open_checkpoint
-from dcoder.torch_backend import load_model, load_state_dict
-
+torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
+
+from dcoder.checkpoint import open_checkpoint  # noqa: E402
+from dcoder.torch_backend import load_model, load_state_dict  # noqa: E402
 
 
 def reference_model(ckpt):

@@ -12,8 +12,8 @@ from dcoder.spans import Span, build_layout, default_budget, find_holes, preview
 
 
 @pytest.fixture(scope="module")
-def ckpt(dream_ckpt):
-    return open_checkpoint(dream_ckpt)
+def ckpt(dream_files):
+    return open_checkpoint(dream_files)
 
 
 def layout_for(ckpt, text, spans, max_len=512, lead=0):
