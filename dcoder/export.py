@@ -34,7 +34,7 @@ from dcoder import __version__
 from dcoder.checkpoint import Checkpoint, open_checkpoint
 from dcoder.config import ModelConfig
 from dcoder.errors import DcoderError
-from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file, verify_weights
+from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file
 
 OPSET = 23  # Attention and RotaryEmbedding (GQA, past keys/values) are standard ops from 23
 DTYPES = ("fp32", "fp16", "int8")
@@ -562,6 +562,7 @@ def unpack(folder: str | Path, out: str | Path) -> Path:
     from safetensors.numpy import save_file
 
     onnx = _import_onnx()
+    # loading verifies the weights' checksum: the checkpoint handed back is the one exported, to the bit
     manifest = load_manifest(folder, any_version=True)
     if manifest.dtype not in ("fp32", "fp16"):
         raise DcoderError(f"{manifest.folder} holds {manifest.dtype} weights: only fp32 and fp16 model folders unpack")
@@ -569,7 +570,6 @@ def unpack(folder: str | Path, out: str | Path) -> Path:
     if not isinstance(raw, dict):
         raise DcoderError(f"{manifest.folder} does not record its checkpoint's config: export it from the checkpoint")
     cfg = ModelConfig.from_hf_dict(raw)
-    verify_weights(manifest)  # the checkpoint handed back must be the one exported, to the bit
     tensors = _exported_tensors(onnx, manifest)
     try:
         shards = [_outer_tensors(cfg, tensors)] + [_layer_tensors(cfg, tensors, i) for i in range(cfg.num_hidden_layers)]

@@ -23,6 +23,15 @@ def tiny_config(vocab_size: int, **over) -> ModelConfig:
     return ModelConfig(**base)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory):
+    """Records of verified model weights go to a folder of the test run (servers and commands started
+    by the tests inherit it), not to the user's cache."""
+    import os
+
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
     import argparse, difflib
