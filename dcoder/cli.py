@@ -6,12 +6,13 @@ import argparse
 import difflib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, SamplerConfig
+from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, SamplerConfig
 from dcoder.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 
@@ -54,9 +55,7 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def line_starts(text: str) -> list[int]:
-    starts = [0]
-    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
-    return starts
+    return [0] + [m.end() for m in re.finditer("\n", text)]
 
 
 def offset_of(text: str, starts: list[int], spec: str) -> int:
@@ -114,6 +113,13 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
                    help="exported models: re-encode the context every K passes (default 0: once per run)")
 
 
+def add_deadline_arg(p: argparse.ArgumentParser) -> None:
+    low, high = DEADLINE_BOUNDS
+    p.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="S",
+                   help=f"seconds a fill may take; then the best one found so far is used "
+                        f"(default {DEADLINE_S:g}, from {low:g} to {high:g})")
+
+
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder (default: built-in model)")
     p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens reserved per span (default: from context)")
@@ -128,6 +134,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
+    add_deadline_arg(p)
     add_runtime_args(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--diff", action="store_true", help="print a unified diff instead of the file")
@@ -144,7 +151,7 @@ def infill_options(args):
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
-                         max_context=args.max_context)
+                         max_context=args.max_context, deadline=args.deadline)
 
 
 # ---- syntax: language, regions, fills that break the parse -----------------------------------
@@ -212,7 +219,11 @@ def region_range(args, text: str, language: str | None) -> tuple[int, int]:
 
 
 def check_parse(args, result, language: str | None) -> None:
-    """Warn about a fill that breaks the file's syntax; --in-place refuses to write it unless --allow-broken."""
+    """Warn about a fill that breaks the file's syntax; --in-place refuses to write it unless --allow-broken.
+    Say so when the deadline cut the search for a better fill short."""
+    if result.timed_out:
+        sys.stderr.write(f"dcoder: warning: stopped at the deadline ({args.deadline:g} s, --deadline): "
+                         "the fill is the best one found by then\n")
     if result.parses is not False:
         return
     what = (f"the fill does not parse as {language} (best of {args.candidates} candidate(s), "
@@ -408,6 +419,7 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--top-k", type=int, metavar="K")
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i")
+    add_deadline_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_eval, exact_length=None)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
-from dcoder.config import SamplerConfig
+from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
 from dcoder.sampler import StepState, denoise
@@ -31,6 +32,9 @@ class InfillOptions:
     # Longest fill (tokens) the last-resort constrained search tries for a span that still
     # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
     search_tokens: int = 4
+    # seconds the request may take; then the best fill found by then is returned (none, with an
+    # error, if the first denoising pass has not finished)
+    deadline: float = DEADLINE_S
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -43,6 +47,9 @@ class InfillOptions:
             raise DcoderError("--repair must be at least 0")
         if self.search_tokens < 0:
             raise DcoderError("--search-tokens must be at least 0")
+        low, high = DEADLINE_BOUNDS
+        if not low <= self.deadline <= high:
+            raise DcoderError(f"--deadline must be between {low:g} and {high:g} seconds")
 
 
 @dataclass(frozen=True)
@@ -75,9 +82,36 @@ class InfillResult:
     parses: bool | None = None  # the fill adds no parse error; None: not checked (no language given)
     repairs: int = 0  # re-mask rounds spent on a fill that broke the parse
     searched: bool = False  # the constrained search for a short fill that parses ran
+    timed_out: bool = False  # the deadline cut the repair rounds or the search short
 
 
 OnProgress = Callable[[Progress], bool | None]
+CANCELLED, DEADLINE = "cancelled", "deadline"
+
+
+class DeadlinePassed(DcoderError):
+    """The deadline came before the first denoising pass finished: there is no fill to return."""
+
+
+class Stop:
+    """Whether a request must end: its caller cancelled it, or its deadline passed. Every long
+    loop asks (denoising steps, candidate checks, repair rounds, the constrained search)."""
+
+    def __init__(self, seconds: float, cancelled: Callable[[], bool] | None = None):
+        self.deadline = time.monotonic() + seconds
+        self.cancelled = cancelled
+        self.reason: str | None = None  # CANCELLED or DEADLINE once stopped
+
+    def cancel(self) -> None:
+        self.reason = self.reason or CANCELLED
+
+    def __call__(self) -> bool:
+        if self.reason is None:
+            if self.cancelled is not None and self.cancelled():
+                self.reason = CANCELLED
+            elif time.monotonic() >= self.deadline:
+                self.reason = DEADLINE
+        return self.reason is not None
 
 
 def apply_edits(text: str, edits: tuple[Edit, ...] | list[Edit]) -> str:
@@ -110,15 +144,18 @@ def _kinds(text: str, ranges: list[tuple[int, int]], options: InfillOptions) -> 
     return [doc.kind_of(a, b) if doc is not None else None for a, b in ranges]
 
 
-def _progress_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None):
-    if on_progress is None:
-        return None
+def _step_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None, stop: Stop):
+    """The sampler's per-step callback: progress reports, and the end of the run when ``stop`` says
+    so (``on_progress`` returning True cancels)."""
     ranges = tuple((s.start, s.end) for s in layout.spans)
 
-    def on_step(state: StepState) -> bool | None:
-        row = state.ids[0]
-        previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in layout.slots)
-        return on_progress(Progress(state.step, state.forward_passes, previews, ranges, int(state.masked[0].sum())))
+    def on_step(state: StepState) -> bool:
+        if on_progress is not None:
+            row = state.ids[0]
+            previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in layout.slots)
+            if on_progress(Progress(state.step, state.forward_passes, previews, ranges, int(state.masked[0].sum()))):
+                stop.cancel()
+        return stop()
 
     return on_step
 
@@ -142,9 +179,9 @@ def _candidates(engine: Engine, layout: Layout, ids: np.ndarray, options: Infill
 
 
 def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: InfillOptions,
-         on_progress: OnProgress | None, extra_passes: int = 0) -> InfillResult:
+         on_progress: OnProgress | None, stop: Stop, extra_passes: int = 0) -> InfillResult:
     batch, fixed = _candidates(engine, layout, ids, options)
-    on_step = _progress_callback(engine, layout, on_progress)
+    on_step = _step_callback(engine, layout, on_progress, stop)
     stripped = tuple(engine.tokens.stripped)
 
     def resample(rows: np.ndarray, rows_fixed: np.ndarray):
@@ -158,34 +195,43 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
         return denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step, stripped, rows_fixed)
 
     result = resample(batch, fixed)
+    if result.cancelled and stop.reason == DEADLINE:
+        raise DeadlinePassed(f"no fill within the deadline of {options.deadline:g} s: the model had not "
+                          "finished denoising (a longer deadline or fewer steps help)")
     generated = batch == engine.tokens.mask
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
-                  options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens)
+                  options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens,
+                  stop)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
     return InfillResult(
         text=apply_edits(text, edits),
         edits=edits,
         forward_passes=result.forward_passes + pick.forward_passes + extra_passes,
         steps=result.steps + pick.steps,
-        cancelled=result.cancelled,
+        cancelled=stop.reason == CANCELLED,
         score=pick.score,
         generated_tokens=int(generated[0].sum()),
         parses=pick.parses,
         repairs=pick.repairs,
         searched=pick.searched,
+        timed_out=stop.reason == DEADLINE,
     )
 
 
 def infill(engine: Engine, text: str, ranges: list[tuple[int, int]], options: InfillOptions | None = None,
-           on_progress: OnProgress | None = None) -> InfillResult:
-    """Replace each character range [start, end) of ``text`` with generated code, all in one run."""
+           on_progress: OnProgress | None = None, cancelled: Callable[[], bool] | None = None) -> InfillResult:
+    """Replace each character range [start, end) of ``text`` with generated code, all in one run.
+
+    ``cancelled`` is asked throughout the run; once it returns True the run ends soon after, with
+    a result marked ``cancelled``."""
     options = options or InfillOptions()
+    stop = Stop(options.deadline, cancelled)
     if not ranges:
         raise DcoderError("nothing to fill: no range, cursor or <|mask|> hole given")
     kinds = _kinds(text, ranges, options)
     spans = [Span(a, b, _budget(engine, text, a, b, options, kind)) for (a, b), kind in zip(ranges, kinds)]
     layout = _layout(engine, text, spans, options)
-    return _run(engine, text, layout, layout.ids, options, on_progress)
+    return _run(engine, text, layout, layout.ids, options, on_progress, stop)
 
 
 def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], groups: int = 4) -> np.ndarray:
@@ -207,7 +253,8 @@ def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], group
 
 
 def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOptions | None = None,
-           min_confidence: float | None = None, on_progress: OnProgress | None = None) -> InfillResult:
+           min_confidence: float | None = None, on_progress: OnProgress | None = None,
+           cancelled: Callable[[], bool] | None = None) -> InfillResult:
     """Regenerate ``text[start:end]`` conditioned on everything else.
 
     With ``min_confidence``, only the tokens the model finds unlikely (probability below it)
@@ -216,12 +263,13 @@ def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOpti
     options = options or InfillOptions()
     start, end = span
     if min_confidence is None:
-        return infill(engine, text, [span], options, on_progress)
+        return infill(engine, text, [span], options, on_progress, cancelled)
     if not 0 < min_confidence <= 1:
         raise DcoderError("--min-confidence must be in (0, 1]")
+    stop = Stop(options.deadline, cancelled)
     original = tuple(engine.tokenizer.encode(text[start:end]))
     if not original:
-        return infill(engine, text, [span], options, on_progress)
+        return infill(engine, text, [span], options, on_progress, cancelled)
     layout = _layout(engine, text, [Span(start, end, len(original), fill=original)], options)
     slot = layout.slots[0]
     logp = token_logprobs(engine, layout.ids, slot)
@@ -230,4 +278,4 @@ def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOpti
         return InfillResult(text, (), 1, 0, False, float(logp.mean()), 0)
     ids = layout.ids.copy()
     ids[slot[0]:slot[1]][weak] = engine.tokens.mask
-    return _run(engine, text, layout, ids, options, on_progress, extra_passes=1)
+    return _run(engine, text, layout, ids, options, on_progress, stop, extra_passes=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from dcoder.config import SamplerConfig
+from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, SamplerConfig
 from dcoder.errors import DcoderError
 from dcoder.infill import InfillOptions
 
@@ -29,6 +29,7 @@ class Settings:
     preview: bool = True  # dcoder/preview for refine and fill
     inline_preview: bool = False  # dcoder/preview for inline completion
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
+    deadline: float = DEADLINE_S  # seconds a request may take before the best fill so far is used
 
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
@@ -41,7 +42,7 @@ class Settings:
         sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
         rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
-                             language=language, **rounds)
+                             language=language, deadline=self.deadline, **rounds)
 
     def updated(self, raw: Any) -> tuple["Settings", list[str]]:
         """These settings with the values in ``raw`` applied; invalid values are skipped and
@@ -105,4 +106,6 @@ def _check(name: str, value: Any) -> Any:
         return _number(name, value, float, 0.0, 1.0, optional=True)
     if name == "temperature":
         return _number(name, value, float, 0.0, 10.0)
+    if name == "deadline":
+        return _number(name, value, float, *DEADLINE_BOUNDS)
     return _number(name, value, float, 0.001, 1.0)  # min_confidence

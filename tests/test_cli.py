@@ -139,3 +139,11 @@ def test_crlf_file_keeps_its_line_endings(dream_ckpt, tmp_path):
 def test_llada_style_sharded_checkpoint(llada_ckpt, sample_file):
     r = dcoder("infill", sample_file, "--at", "3:12", "--model", llada_ckpt, "--steps", "2", "--json")
     assert r.returncode == 0, r.stderr
+
+
+def test_deadline_is_checked_and_reported(dream_ckpt, sample_file):
+    for bad in ("0", "nan", "1e9", "-3"):
+        one_line_error(dcoder("infill", sample_file, "--at", "3:1", "--model", dream_ckpt, "--deadline", bad),
+                       "--deadline must be between 0.1 and 3600 seconds")
+    ok = dcoder("infill", sample_file, "--at", "3:1", "--model", dream_ckpt, "--deadline", "600", "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout)["edits"]

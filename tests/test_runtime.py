@@ -184,6 +184,34 @@ def test_runtime_path_imports_no_torch_and_prints_no_provider_noise(exported, tm
     assert all(line.startswith("dcoder: ") for line in proc.stderr.splitlines()), proc.stderr
 
 
+def test_a_pass_in_flight_can_be_interrupted_from_another_thread(exported):
+    """What the language server does when a request is cancelled: the pass ends with
+    ``Interrupted`` instead of running to its end, and the next pass runs normally."""
+    import threading
+
+    from dcoder.errors import Interrupted
+
+    manifest = load_manifest(exported("dream"))
+    backend = OnnxBackend(manifest, RuntimeOptions(provider="cpu"))
+    ids = masked_batch(manifest.tokens.mask, batch=48, length=500, span=(200, 456))
+    done = threading.Event()
+
+    def interrupt():
+        while not done.is_set():
+            backend.interrupt()
+
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted, match="encode.onnx was interrupted"):
+            backend.predict(ids, 200, 456, 0)
+    finally:
+        done.set()
+        thread.join()
+    assert backend.running is None
+    assert np.isfinite(backend.predict(ids[:1, :90], 30, 54, 0)).all()
+
+
 def test_manifest_is_verified(exported, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(exported("llada"), folder)
