@@ -361,7 +361,7 @@ def cmd_eval(args) -> int:
     from dataclasses import asdict
 
     from dcoder.evaluate import BASELINES, ModelFiller, canonical_filler, check_samples, load_tasks, run
-    from dcoder.execution import Limits, Sandbox
+    from dcoder.execution import Limits, Sandbox, isolation
 
     check_samples(args.samples, args.temperature)
     if args.limit is not None and args.limit < 1:
@@ -388,6 +388,11 @@ def cmd_eval(args) -> int:
         fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
                         sampler=asdict(options.sampler))
+    if any(task.test is not None for tasks in files.values() for task in tasks):
+        layers = isolation()
+        settings["sandbox"] = list(layers)
+        sys.stderr.write(f"dcoder: tests run in a sandbox with {', '.join(layers) or 'no kernel isolation'}"
+                         " (see docs/reliability.md)\n")
     with Sandbox(Limits(timeout=args.timeout), args.jobs) as sandbox:
         settings["jobs"] = sandbox.jobs
         return run(files, fill, args.samples, sandbox, {"model": model, "options": settings}, args.json)
