@@ -387,7 +387,7 @@ def cmd_eval(args) -> int:
         engine = resolve_model(args.model, args.provider, args.cache_refresh)
         fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
-                        sampler=asdict(options.sampler))
+                        sampler=asdict(options.sampler), deadline_s=options.deadline)
     if any(task.test is not None for tasks in files.values() for task in tasks):
         layers = isolation()
         settings["sandbox"] = list(layers)

@@ -112,7 +112,7 @@ ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 
 # Seconds an infill request may run before it returns the best fill found by then (the CLI's
 # --deadline and the language server's "deadline" setting; both take these bounds).
-DEADLINE_S = 10.0
+DEADLINE_S = 5.0
 DEADLINE_BOUNDS = (0.1, 3600.0)
 
 

@@ -201,7 +201,7 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
     generated = batch == engine.tokens.mask
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
                   options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens,
-                  stop)
+                  stop, lambda: stop.reason == CANCELLED)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
     return InfillResult(
         text=apply_edits(text, edits),

@@ -37,7 +37,7 @@ from dcoder.spans import Layout, fix_length, span_text, variant_length
 
 Resample = Callable[[np.ndarray, np.ndarray], SampleResult]  # rows, which rows have fixed lengths
 Stop = Callable[[], bool]  # True once the request must end
-WINDOW = 8192  # bytes of a large file around the spans that candidates are parsed in
+WINDOW = 4096  # bytes of a large file around the spans that candidates are parsed in
 
 
 @dataclass(frozen=True)
@@ -439,8 +439,9 @@ def _best(cands: list[_Candidate]) -> _Candidate:
 
 def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, generated: np.ndarray,
            language: str | None, candidates: int, repair_rounds: int, resample: Resample,
-           search_tokens: int = 0, stop: Stop = lambda: False) -> Choice:
-    """The fill to return from a denoised batch (see the module docstring)."""
+           search_tokens: int = 0, stop: Stop = lambda: False, cancelled: Stop = lambda: False) -> Choice:
+    """The fill to return from a denoised batch (see the module docstring); ``cancelled`` says
+    the request was cancelled, so its result is not wanted: only its end."""
     row_scores = scores(result.logprobs, generated)
     order = np.argsort(-row_scores, kind="stable")
     doc = syntax.parse(text, language) if language is not None and not result.cancelled else None
@@ -489,8 +490,8 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
             kept = found
     pick, parses = (kept, True) if kept is not None else (_best(tried), False)
     if checker.doc is not doc:  # checked in an excerpt: the whole file has the last word (and fits the fills)
-        if stop():
-            parses = parses and None  # no time left to parse the whole file: not known
+        if cancelled():
+            parses = parses and None  # not known, and not worth parsing the file for
         else:
             pick = _Checker(engine, text, layout, doc).candidate(pick.row, pick.logprobs, pick.score)
             parses = parses and not pick.problems
