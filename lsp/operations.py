@@ -33,6 +33,7 @@ class Outcome:
     edits: tuple[Edit, ...]
     cancelled: bool
     parses: bool | None = None  # False: even the best fill breaks the parse; None: not checked
+    timed_out: bool = False  # the deadline cut the search for a fill that parses short
 
 
 def _progress(view: EngineText, on_step: OnStep):
@@ -91,7 +92,7 @@ def refine(engine: Engine, doc: Document, start: int, end: int, settings: Settin
     min_confidence = settings.min_confidence if keep_confident else None
     result = engine_refine(engine, view.text, span, settings.options(doc.grammar), min_confidence,
                            _progress(view, on_step), cancelled)
-    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses)
+    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 
 def fill(engine: Engine, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep,
@@ -100,7 +101,7 @@ def fill(engine: Engine, doc: Document, ranges: list[tuple[int, int]], settings:
     view = doc.engine
     spans = [(view.to_engine(a), view.to_engine(b)) for a, b in ranges]
     result = infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step), cancelled)
-    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses)
+    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 
 def holes(doc: Document) -> list[tuple[int, int]]:

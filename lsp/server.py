@@ -231,6 +231,9 @@ class DcoderServer(LanguageServer):
                 job.reason, JsonRpcRequestCancelled("cancelled"))
         if self.documents.version(op.uri) != doc.version:
             raise JsonRpcContentModified("the document changed meanwhile")
+        if outcome.timed_out:
+            self.window_log_message(types.LogMessageParams(types.MessageType.Warning, f"dcoder: {op.title}: stopped at "
+                                                           f"the deadline ({self.settings.deadline:g} s): the best fill found by then"))
         if outcome.parses is False:
             self.window_log_message(types.LogMessageParams(
                 types.MessageType.Warning, f"dcoder: {op.title}: no fill found that parses; review the result"))
