@@ -29,6 +29,7 @@ import sys
 PROGRAM = "program.py"
 EXIT_EARLY = 3  # the program called exit() before its checks finished: not a pass
 MAX_JOBS = 2  # the tests share the machine with the model
+TIDY_S = 2.0  # seconds a timed-out child gets to end the program and all it started before it is killed
 
 CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x08000000, 0x10000000, 0x20000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS = 1, 22, 38
@@ -86,6 +87,8 @@ def _namespaces(libc) -> bool:
         os.close(lifeline)
         return True
     os.close(lifeline)
+    # the parent's time-out: end the program; waitpid returns once nothing it started is left
+    signal.signal(signal.SIGUSR1, lambda *_: os.kill(pid, signal.SIGKILL))
     status = os.waitpid(pid, 0)[1]
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
@@ -299,8 +302,14 @@ def run_program(source: str, limits: Limits = Limits()) -> Outcome:
                         proc.stdin.write(token)
                     code = proc.wait(timeout=limits.timeout)
                 except subprocess.TimeoutExpired:
-                    _kill_group(proc.pid)
-                    proc.wait()
+                    # with namespaces the child ends the program and returns once all it started is
+                    # gone (see _namespaces); without, the signal ends the program
+                    proc.send_signal(signal.SIGUSR1)
+                    try:
+                        proc.wait(timeout=TIDY_S)
+                    except subprocess.TimeoutExpired:
+                        _kill_group(proc.pid)
+                        proc.wait()
                     return Outcome("timeout", f"still running after {limits.timeout:g} s")
                 except BrokenPipeError:  # it died before reading the token
                     code = proc.wait()
