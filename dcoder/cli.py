@@ -6,11 +6,13 @@ import argparse
 import difflib
 import json
 import math
+import os
+import re
 import sys
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, LENGTH_MODES, LengthConfig, SamplerConfig
+from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, LengthConfig, SamplerConfig
 from dcoder.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 from dcoder.files import check_writable, read_source, write_back
@@ -21,9 +23,7 @@ EXIT_USAGE = 2
 # ---- files and positions -------------------------------------------------------------------
 
 def line_starts(text: str) -> list[int]:
-    starts = [0]
-    starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
-    return starts
+    return [0] + [m.end() for m in re.finditer("\n", text)]
 
 
 def offset_of(text: str, starts: list[int], spec: str) -> int:
@@ -91,6 +91,13 @@ def add_length_args(p: argparse.ArgumentParser) -> None:
                    help=f"with --length expand: most tokens a span may grow to (default {default.max_span})")
 
 
+def add_deadline_arg(p: argparse.ArgumentParser) -> None:
+    low, high = DEADLINE_BOUNDS
+    p.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="S",
+                   help=f"seconds a fill may take; then the best one found so far is used "
+                        f"(default {DEADLINE_S:g}, from {low:g} to {high:g})")
+
+
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder, or a pulled hub model "
                    "ORG/NAME (default: built-in model)")
@@ -107,6 +114,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
+    add_deadline_arg(p)
     add_runtime_args(p)
     out = p.add_mutually_exclusive_group()
     out.add_argument("--diff", action="store_true", help="print a unified diff instead of the file")
@@ -123,7 +131,8 @@ def infill_options(args):
         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
-                         max_context=args.max_context, lengths=LengthConfig(args.length, args.max_span))
+                         max_context=args.max_context, lengths=LengthConfig(args.length, args.max_span),
+                         deadline=args.deadline)
 
 
 # ---- syntax: language, regions, fills that break the parse -----------------------------------
@@ -191,7 +200,11 @@ def region_range(args, text: str, language: str | None) -> tuple[int, int]:
 
 
 def check_parse(args, result, language: str | None) -> None:
-    """Warn about a fill that breaks the file's syntax; --in-place refuses to write it unless --allow-broken."""
+    """Warn about a fill that breaks the file's syntax; --in-place refuses to write it unless --allow-broken.
+    Say so when the deadline cut the search for a better fill short."""
+    if result.timed_out:
+        sys.stderr.write(f"dcoder: warning: stopped at the deadline ({args.deadline:g} s, --deadline): "
+                         "the fill is the best one found by then\n")
     if result.parses is not False:
         return
     what = (f"the fill does not parse as {language} (best of {args.candidates} candidate(s), "
@@ -335,7 +348,7 @@ def cmd_eval(args) -> int:
     from dataclasses import asdict
 
     from dcoder.evaluate import BASELINES, ModelFiller, canonical_filler, check_samples, load_tasks, run
-    from dcoder.execution import Limits, Sandbox
+    from dcoder.execution import Limits, Sandbox, isolation
     from dcoder.infill import length_mode
 
     check_samples(args.samples, args.temperature)
@@ -364,7 +377,12 @@ def cmd_eval(args) -> int:
         # the mode auto chose is recorded, so runs of one checkpoint in each mode can be told apart
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
                         length=length_mode(engine, options), max_span=options.lengths.max_span,
-                        sampler=asdict(options.sampler))
+                        sampler=asdict(options.sampler), deadline_s=options.deadline)
+    if any(task.test is not None for tasks in files.values() for task in tasks):
+        layers = isolation()
+        settings["sandbox"] = list(layers)
+        sys.stderr.write(f"dcoder: tests run in a sandbox with {', '.join(layers) or 'no kernel isolation'}"
+                         " (see docs/reliability.md)\n")
     with Sandbox(Limits(timeout=args.timeout), args.jobs) as sandbox:
         settings["jobs"] = sandbox.jobs
         return run(files, fill, args.samples, sandbox, {"model": model, "options": settings}, args.json)
@@ -398,6 +416,7 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--top-k", type=int, metavar="K")
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i")
+    add_deadline_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_eval, exact_length=None)
 

@@ -140,6 +140,11 @@ class LengthConfig:
         if not 1 <= self.max_span <= MAX_SPAN_LIMIT:
             raise DcoderError(f"--max-span must be in [1, {MAX_SPAN_LIMIT}]")
 
+# Seconds an infill request may run before it returns the best fill found by then (the CLI's
+# --deadline and the language server's "deadline" setting; both take these bounds).
+DEADLINE_S = 5.0
+DEADLINE_BOUNDS = (0.1, 3600.0)
+
 
 @dataclass(frozen=True)
 class SamplerConfig:

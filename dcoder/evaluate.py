@@ -175,7 +175,7 @@ class ModelFiller:
         self.oracle_length = oracle_length
 
     def __call__(self, task: Task, sample: int) -> Fill:
-        from dcoder.infill import infill
+        from dcoder.infill import DeadlinePassed, infill
 
         options = replace(self.options, language=task.language)
         if sample:
@@ -187,7 +187,10 @@ class ModelFiller:
             options = replace(options, exact_length=length)
         cursor = len(task.prompt)
         start = time.perf_counter()
-        result = infill(self.engine, task.prompt + task.suffix, [(cursor, cursor)], options)
+        try:
+            result = infill(self.engine, task.prompt + task.suffix, [(cursor, cursor)], options)
+        except DeadlinePassed:
+            return Fill("", seconds=time.perf_counter() - start)  # no fill in time: scored as an empty one
         seconds = time.perf_counter() - start
         text = result.edits[0].text
         return Fill(text, result.forward_passes, len(self.engine.tokenizer.encode(text)), seconds)

@@ -575,6 +575,7 @@ def unpack(folder: str | Path, out: str | Path) -> Path:
     from safetensors.numpy import save_file
 
     onnx = _import_onnx()
+    # loading verifies the weights' checksum: the checkpoint handed back is the one exported, to the bit
     manifest = load_manifest(folder, any_version=True)
     if manifest.dtype not in ("fp32", "fp16"):
         raise DcoderError(f"{manifest.folder} holds {manifest.dtype} weights: only fp32 and fp16 model folders unpack")
@@ -582,7 +583,6 @@ def unpack(folder: str | Path, out: str | Path) -> Path:
     if not isinstance(raw, dict):
         raise DcoderError(f"{manifest.folder} does not record its checkpoint's config: export it from the checkpoint")
     cfg = ModelConfig.from_hf_dict(raw)
-    verify_weights(manifest)  # the checkpoint handed back must be the one exported, to the bit
     tensors = _exported_tensors(onnx, manifest)
     try:
         shards = [_outer_tensors(cfg, tensors)] + [_layer_tensors(cfg, tensors, i) for i in range(cfg.num_hidden_layers)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
-from dcoder.config import LengthConfig, SamplerConfig
+from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LengthConfig, SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
 from dcoder.sampler import GrownResult, Lengths, StepState, denoise, denoise_lengths
@@ -36,6 +37,9 @@ class InfillOptions:
     # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
     search_tokens: int = 4
     lengths: LengthConfig = field(default_factory=LengthConfig)  # pad-ending, or spans that grow and shrink
+    # seconds the request may take; then the best fill found by then is returned (none, with an
+    # error, if the first denoising pass has not finished)
+    deadline: float = DEADLINE_S
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -50,6 +54,9 @@ class InfillOptions:
             raise DcoderError(f"--repair must be from 0 to {MAX_REPAIR_ROUNDS}")
         if not 0 <= self.search_tokens <= MAX_SEARCH_TOKENS:
             raise DcoderError(f"--search-tokens must be from 0 to {MAX_SEARCH_TOKENS}")
+        low, high = DEADLINE_BOUNDS
+        if not low <= self.deadline <= high:
+            raise DcoderError(f"--deadline must be between {low:g} and {high:g} seconds")
 
 
 @dataclass(frozen=True)
@@ -82,9 +89,36 @@ class InfillResult:
     parses: bool | None = None  # the fill adds no parse error; None: not checked (no language given)
     repairs: int = 0  # re-mask rounds spent on a fill that broke the parse
     searched: bool = False  # the constrained search for a short fill that parses ran
+    timed_out: bool = False  # the deadline cut the repair rounds or the search short
 
 
 OnProgress = Callable[[Progress], bool | None]
+CANCELLED, DEADLINE = "cancelled", "deadline"
+
+
+class DeadlinePassed(DcoderError):
+    """The deadline came before the first denoising pass finished: there is no fill to return."""
+
+
+class Stop:
+    """Whether a request must end: its caller cancelled it, or its deadline passed. Every long
+    loop asks (denoising steps, candidate checks, repair rounds, the constrained search)."""
+
+    def __init__(self, seconds: float, cancelled: Callable[[], bool] | None = None):
+        self.deadline = time.monotonic() + seconds
+        self.cancelled = cancelled
+        self.reason: str | None = None  # CANCELLED or DEADLINE once stopped
+
+    def cancel(self) -> None:
+        self.reason = self.reason or CANCELLED
+
+    def __call__(self) -> bool:
+        if self.reason is None:
+            if self.cancelled is not None and self.cancelled():
+                self.reason = CANCELLED
+            elif time.monotonic() >= self.deadline:
+                self.reason = DEADLINE
+        return self.reason is not None
 
 
 def apply_edits(text: str, edits: tuple[Edit, ...] | list[Edit]) -> str:
@@ -140,16 +174,19 @@ def _kinds(text: str, ranges: list[tuple[int, int]], options: InfillOptions) -> 
     return [doc.kind_of(a, b) if doc is not None else None for a, b in ranges]
 
 
-def _progress_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None):
-    if on_progress is None:
-        return None
+def _step_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None, stop: Stop):
+    """The sampler's per-step callback: progress reports, and the end of the run when ``stop`` says
+    so (``on_progress`` returning True cancels)."""
     ranges = tuple((s.start, s.end) for s in layout.spans)
 
-    def on_step(state: StepState) -> bool | None:
-        row = state.ids[0]
-        slots = state.slots or layout.slots
-        previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in slots)
-        return on_progress(Progress(state.step, state.forward_passes, previews, ranges, int(state.masked[0].sum())))
+    def on_step(state: StepState) -> bool:
+        if on_progress is not None:
+            row = state.ids[0]
+            slots = state.slots or layout.slots
+            previews = tuple(preview_text(row, slot, engine.tokenizer, engine.tokens) for slot in slots)
+            if on_progress(Progress(state.step, state.forward_passes, previews, ranges, int(state.masked[0].sum()))):
+                stop.cancel()
+        return stop()
 
     return on_step
 
@@ -194,48 +231,57 @@ def _denoise(engine: Engine, rows: np.ndarray, rows_fixed: np.ndarray, slots: tu
 
 
 def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: InfillOptions,
-         on_progress: OnProgress | None, extra_passes: int = 0) -> InfillResult:
+         on_progress: OnProgress | None, stop: Stop, extra_passes: int = 0) -> InfillResult:
     batch, fixed = _candidates(engine, layout, ids, options)
     lengths = _lengths(engine, options)
     first = _denoise(engine, batch, fixed, layout.slots, options, lengths,
-                     _progress_callback(engine, layout, on_progress))
+                     _step_callback(engine, layout, on_progress, stop))
+    if first.sample.cancelled and stop.reason == DEADLINE:
+        raise DeadlinePassed(f"no fill within the deadline of {options.deadline:g} s: the model had not "
+                             "finished denoising (a longer deadline or fewer steps help)")
     if first.slots != layout.slots:  # a span outgrew its slot: the rows were laid out anew
         layout = Layout(first.sample.ids[0], layout.spans, first.slots)
     # repair rounds keep this layout: their spans change length within their slots
     within = None if lengths is None else replace(lengths, max_span=0, max_len=first.sample.ids.shape[1])
-    on_step = _progress_callback(engine, layout, on_progress)
+    on_step = _step_callback(engine, layout, on_progress, stop)
 
     def resample(rows: np.ndarray, rows_fixed: np.ndarray):
         return _denoise(engine, rows, rows_fixed, layout.slots, options, within, on_step).sample
 
     result, generated = first.sample, first.generated
     pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
-                  options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens)
+                  options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens,
+                  stop, lambda: stop.reason == CANCELLED)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
     return InfillResult(
         text=apply_edits(text, edits),
         edits=edits,
         forward_passes=result.forward_passes + pick.forward_passes + extra_passes,
         steps=result.steps + pick.steps,
-        cancelled=result.cancelled,
+        cancelled=stop.reason == CANCELLED,
         score=pick.score,
         generated_tokens=int(generated[0].sum()),
         parses=pick.parses,
         repairs=pick.repairs,
         searched=pick.searched,
+        timed_out=stop.reason == DEADLINE,
     )
 
 
 def infill(engine: Engine, text: str, ranges: list[tuple[int, int]], options: InfillOptions | None = None,
-           on_progress: OnProgress | None = None) -> InfillResult:
-    """Replace each character range [start, end) of ``text`` with generated code, all in one run."""
+           on_progress: OnProgress | None = None, cancelled: Callable[[], bool] | None = None) -> InfillResult:
+    """Replace each character range [start, end) of ``text`` with generated code, all in one run.
+
+    ``cancelled`` is asked throughout the run; once it returns True the run ends soon after, with
+    a result marked ``cancelled``."""
     options = options or InfillOptions()
+    stop = Stop(options.deadline, cancelled)
     if not ranges:
         raise DcoderError("nothing to fill: no range, cursor or <|mask|> hole given")
     kinds = _kinds(text, ranges, options)
     spans = [Span(a, b, _budget(engine, text, a, b, options, kind)) for (a, b), kind in zip(ranges, kinds)]
     layout = _layout(engine, text, spans, options)
-    return _run(engine, text, layout, layout.ids, options, on_progress)
+    return _run(engine, text, layout, layout.ids, options, on_progress, stop)
 
 
 def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], groups: int = 4) -> np.ndarray:
@@ -257,7 +303,8 @@ def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], group
 
 
 def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOptions | None = None,
-           min_confidence: float | None = None, on_progress: OnProgress | None = None) -> InfillResult:
+           min_confidence: float | None = None, on_progress: OnProgress | None = None,
+           cancelled: Callable[[], bool] | None = None) -> InfillResult:
     """Regenerate ``text[start:end]`` conditioned on everything else.
 
     With ``min_confidence``, only the tokens the model finds unlikely (probability below it)
@@ -266,12 +313,13 @@ def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOpti
     options = options or InfillOptions()
     start, end = span
     if min_confidence is None:
-        return infill(engine, text, [span], options, on_progress)
+        return infill(engine, text, [span], options, on_progress, cancelled)
     if not 0 < min_confidence <= 1:
         raise DcoderError("--min-confidence must be in (0, 1]")
+    stop = Stop(options.deadline, cancelled)
     original = tuple(engine.tokenizer.encode(text[start:end]))
     if not original:
-        return infill(engine, text, [span], options, on_progress)
+        return infill(engine, text, [span], options, on_progress, cancelled)
     layout = _layout(engine, text, [Span(start, end, len(original), fill=original)], options)
     slot = layout.slots[0]
     logp = token_logprobs(engine, layout.ids, slot)
@@ -280,4 +328,4 @@ def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOpti
         return InfillResult(text, (), 1, 0, False, float(logp.mean()), 0)
     ids = layout.ids.copy()
     ids[slot[0]:slot[1]][weak] = engine.tokens.mask
-    return _run(engine, text, layout, ids, options, on_progress, extra_passes=1)
+    return _run(engine, text, layout, ids, options, on_progress, stop, extra_passes=1)

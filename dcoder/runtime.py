@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcoder.errors import DcoderError
+from dcoder.errors import DcoderError, Interrupted
 from dcoder.manifest import Manifest, load_manifest
 from dcoder.sampler import shifted_window
 
@@ -154,12 +154,15 @@ def tensorrt_options(manifest: Manifest, kind: str, options: RuntimeOptions) -> 
 
 
 @contextlib.contextmanager
-def ort_failures(graph: str):
+def ort_failures(graph: str, options=None):
     """onnxruntime's errors while binding or running ``graph`` as one line (its exception types
-    are its own, and a failed pass must end the request, not the editor's server)."""
+    are its own, and a failed pass must end the request, not the editor's server); a pass ended
+    through its RunOptions (``OnnxBackend.interrupt``) raises ``Interrupted``."""
     try:
         yield
     except Exception as exc:
+        if options is not None and options.terminate:
+            raise Interrupted(f"{graph}.onnx was interrupted") from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DcoderError(f"onnxruntime failed running {graph}.onnx: {first[:200]}") from None
 
@@ -187,6 +190,7 @@ class OnnxBackend:
             preload_cuda(self.ort)
         self.sessions: dict = {}
         self.cache: ContextCache | None = None
+        self.running = None  # the RunOptions of the encode/step pass in flight
         self.fallback: str | None = None  # why a GPU provider that loaded was given up for the CPU
         try:
             self.check()
@@ -216,6 +220,24 @@ class OnnxBackend:
             self.step(ids, 2, 6, np.arange(4))
         finally:
             self.cache = None
+
+    def interrupt(self) -> None:
+        """End the forward pass in flight, if any (from another thread: a cancelled request must
+        not wait for a long pass to finish); that pass raises ``Interrupted``."""
+        running = self.running
+        if running is not None:
+            running.terminate = True
+
+    @contextlib.contextmanager
+    def _pass(self, graph: str):
+        """The RunOptions of one forward pass of ``graph``, which ``interrupt`` reaches while it
+        runs; onnxruntime's errors become one line (``ort_failures``)."""
+        options = self.running = self.ort.RunOptions()
+        try:
+            with ort_failures(graph, options):
+                yield options
+        finally:
+            self.running = None
 
     def _use_cpu(self) -> None:
         self.kind = "cpu"
@@ -305,7 +327,7 @@ class OnnxBackend:
         sess = self.session("encode")
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(t), ids.shape))
         context = np.concatenate([np.arange(span[0]), np.arange(span[1], t)]).astype(np.int64)
-        with ort_failures("encode"):
+        with self._pass("encode") as run_options:
             binding = sess.io_binding()
             binding.bind_cpu_input("ids", ids)
             binding.bind_cpu_input("positions", positions)
@@ -315,7 +337,7 @@ class OnnxBackend:
             for i in range(self.manifest.num_layers):
                 binding.bind_output(f"key_{i}", self.device, self.options.device_id)
                 binding.bind_output(f"value_{i}", self.device, self.options.device_id)
-            sess.run_with_iobinding(binding)
+            sess.run_with_iobinding(binding, run_options)
             outputs = binding.get_outputs()
         self.cache = ContextCache((b, t, *span), context_ids.copy(), list(outputs[1:]))
         return outputs[0].numpy()
@@ -325,7 +347,7 @@ class OnnxBackend:
         sess = self.session("step")
         span_ids = np.ascontiguousarray(ids[:, s0:s1])
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(s0, s1), span_ids.shape))
-        with ort_failures("step"):
+        with self._pass("step") as run_options:
             binding = sess.io_binding()
             binding.bind_cpu_input("ids", span_ids)
             binding.bind_cpu_input("positions", positions)
@@ -334,7 +356,7 @@ class OnnxBackend:
                 binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
                 binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
             binding.bind_output("logprobs", "cpu")
-            sess.run_with_iobinding(binding)
+            sess.run_with_iobinding(binding, run_options)
             return binding.get_outputs()[0].numpy()
 
 

@@ -123,6 +123,12 @@ def choose_tokens(logp: np.ndarray, config: SamplerConfig, rng: np.random.Genera
     rows = np.arange(len(tokens))
     lse = logsumexp(logits) if reshaped else np.zeros(len(tokens), dtype=logits.dtype)
     tok_logp = logits[rows, tokens] - lse
+    broken = np.isnan(tok_logp)
+    if broken.any():
+        # NaN scores (a broken model, an infinite temperature) win every argmax: pick among the rest
+        clean = np.nan_to_num(logits[broken], nan=-np.inf)
+        tokens[broken] = np.argmax(clean, axis=-1)
+        tok_logp[broken] = clean[np.arange(len(clean)), tokens[broken]] - logsumexp(clean)
     p_tok = np.exp(tok_logp)
     if config.alg == "maskgit_plus":
         rank = gate = p_tok
@@ -154,7 +160,10 @@ def reveal_mask(win: np.ndarray, rank: np.ndarray, gate: np.ndarray, config: Sam
     else:
         passing = np.zeros_like(win)
         counts = np.ceil(remaining / max(config.steps - step, 1)).astype(np.int64)
-    order = np.argsort(-rank, axis=-1, kind="stable")
+    # masked positions first whatever their rank (a NaN rank would sort after the rest), so every
+    # row with a mask left reveals at least one and the run ends
+    rank = np.where(np.isnan(rank), -np.inf, rank)
+    order = np.lexsort((-rank, ~win), axis=-1)
     position_rank = np.empty_like(order)
     np.put_along_axis(position_rank, order, np.broadcast_to(np.arange(win.shape[1]), win.shape).copy(), axis=-1)
     return passing | (win & (position_rank < counts[:, None]))
@@ -194,11 +203,12 @@ def denoise(
         b_idx, w_idx = np.nonzero(win)
         row_of = np.zeros(hi - lo, dtype=np.int64)
         row_of[cols] = np.arange(len(cols))
-        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id, *never))
-        held = suppress_rows[b_idx]
-        if suppress and held.any():
-            chosen[held] = drop_tokens(chosen[held], suppress)
-        tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
+        with np.errstate(all="ignore"):  # non-finite scores are handled, not reported
+            chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id, *never))
+            held = suppress_rows[b_idx]
+            if suppress and held.any():
+                chosen[held] = drop_tokens(chosen[held], suppress)
+            tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
         if config.alg_temp > 0:
             rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)
         rank_grid = np.full(win.shape, -np.inf)

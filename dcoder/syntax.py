@@ -214,14 +214,81 @@ class Document:
 
     def edit(self, start: int, end: int, new_text: str) -> Document:
         """The document with ``text[start:end]`` replaced by ``new_text``, reparsed incrementally."""
-        text = self.text[:start] + new_text + self.text[end:]
-        sb, ob = self.offsets.byte(start), self.offsets.byte(end)
-        nb = sb + len(new_text.encode("utf-8"))
-        new_data = self.data[:sb] + new_text.encode("utf-8") + self.data[ob:]
+        return self.edits([(start, end, new_text)])
+
+    def edits(self, edits: list[tuple[int, int, str]]) -> Document:
+        """The document with every (start, end, new text) of ``edits`` (not overlapping) applied,
+        reparsed incrementally once."""
         tree = self.tree.copy()
-        tree.edit(start_byte=sb, old_end_byte=ob, new_end_byte=nb, start_point=_point(self.data, sb),
-                  old_end_point=_point(self.data, ob), new_end_point=_point(new_data, nb))
-        return Document(text, self.grammar, tree)
+        text, pos = [], 0
+        for start, end, new in sorted(edits):
+            text += [self.text[pos:start], new]
+            pos = end
+        text.append(self.text[pos:])
+        for start, end, new in sorted(edits, reverse=True):  # back to front: earlier offsets hold
+            sb, ob = self.offsets.byte(start), self.offsets.byte(end)
+            added = new.encode("utf-8")
+            row, col = _point(self.data, sb)
+            lines = added.count(b"\n")
+            new_end = (row + lines, (col if not lines else 0) + len(added) - (added.rfind(b"\n") + 1))
+            tree.edit(start_byte=sb, old_end_byte=ob, new_end_byte=sb + len(added), start_point=(row, col),
+                      old_end_point=_point(self.data, ob), new_end_point=new_end)
+        return Document("".join(text), self.grammar, tree)
+
+    def excerpt(self, ranges: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+        """Character ranges of this document, of about ``size`` bytes around each of ``ranges``
+        (merged where they meet), that parse much as they do in the whole file.
+
+        Each is a run of sibling nodes around its range, under the lowest node larger than ``size``
+        (a class, a module), widened to whole lines: a cut between siblings never falls inside a
+        string or comment. A range inside a token larger than ``size`` gets the lines around it.
+        """
+        out: list[tuple[int, int]] = []
+        for start, end in sorted(ranges):
+            a, b = self._around(self.offsets.byte(start), self.offsets.byte(end), size)
+            a, b = self._whole_lines(a, b)
+            a, b = self.offsets.char(a), self.offsets.char(b)
+            if out and a <= out[-1][1]:
+                out[-1] = (out[-1][0], max(b, out[-1][1]))
+            else:
+                out.append((a, b))
+        return out
+
+    def _around(self, sb: int, eb: int, size: int) -> tuple[int, int]:
+        node = self.tree.root_node.descendant_for_byte_range(sb, eb)
+        while node.parent is not None and node.end_byte - node.start_byte <= size:
+            node = node.parent
+        kids = node.children
+        if not kids:  # whole lines of the token
+            half = size // 2
+            a = self.data.rfind(b"\n", 0, max(sb - half, 0)) + 1
+            b = self.data.rfind(b"\n", eb, eb + half) + 1 or eb
+            return max(node.start_byte, a), min(node.end_byte, b)
+        near = [i for i, k in enumerate(kids) if k.end_byte >= sb and k.start_byte <= eb]
+        if not near:  # between two siblings: take both
+            before = [i for i, k in enumerate(kids) if k.end_byte <= sb]
+            near = before[-1:] + [i for i, k in enumerate(kids) if k.start_byte >= eb][:1]
+        i, j = near[0], near[-1]
+        while True:  # grow on the side with less context so far, while the run fits
+            left = i > 0 and kids[j].end_byte - kids[i - 1].start_byte <= size
+            right = j + 1 < len(kids) and kids[j + 1].end_byte - kids[i].start_byte <= size
+            if not (left or right):
+                return kids[i].start_byte, kids[j].end_byte
+            if left and (not right or sb - kids[i].start_byte <= kids[j].end_byte - eb):
+                i -= 1
+            else:
+                j += 1
+
+    def _whole_lines(self, a: int, b: int) -> tuple[int, int]:
+        """[a, b) widened to line starts and ends where only blanks lie between."""
+        line = self.data.rfind(b"\n", 0, a) + 1
+        if not self.data[line:a].strip(b" \t"):
+            a = line
+        stop = self.data.find(b"\n", b)
+        stop = len(self.data) if stop < 0 else stop + 1
+        if not self.data[b:stop].strip():
+            b = stop
+        return a, b
 
     def span(self, node) -> tuple[int, int]:
         return self.offsets.char(node.start_byte), self.offsets.char(node.end_byte)
@@ -446,12 +513,18 @@ def introduced_problems(before: Document, after: Document, edits: list[tuple[int
     error that ends before the space). A problem reaching beyond those lines (an unclosed
     bracket further up) is the file's own.
     """
+    carried = carried_problems(before.text, before.problems(), edits)
+    return [p for p in after.problems() if (p.kind, p.start, p.end) not in carried]
+
+
+def carried_problems(text: str, problems: list[Problem], edits: list[tuple[int, int, str]]) -> set[tuple[str, int, int]]:
+    """(kind, start, end) after ``edits`` of each of ``problems`` (of ``text``) that no edit touches
+    (see ``introduced_problems``)."""
     edits = sorted(edits)
-    text = before.text
     reach = [(_blanks_before(text, a), _BLANKS.match(text, b).end()) for a, b, _ in edits]
     lines = [(text.rfind("\n", 0, a) + 1, _line_end(text, b)) for a, b, _ in edits]
     carried = set()
-    for p in before.problems():
+    for p in problems:
         shift, keep = 0, True
         for (a, b, new), (ra, rb), (la, lb) in zip(edits, reach, lines):
             if (ra <= p.end and p.start <= rb) or (la <= p.start and p.end <= lb):
@@ -461,4 +534,4 @@ def introduced_problems(before: Document, after: Document, edits: list[tuple[int
                 shift += len(new) - (b - a)
         if keep:
             carried.add((p.kind, p.start + shift, p.end + shift))
-    return [p for p in after.problems() if (p.kind, p.start, p.end) not in carried]
+    return carried

@@ -13,12 +13,18 @@ nothing parses, the least broken candidate is returned with ``parses=False``: th
 A valid fill that leaves the file broken past its lines (where ``introduced_problems`` counts the
 errors as the file's own, though a hole's damage often lands there) goes to the search too, and is
 replaced only by a fill that leaves the whole file parsing.
+
+In a large file, candidates are parsed in an excerpt of about ``WINDOW`` bytes around the spans
+(see ``Document.excerpt``), so what one costs does not grow with the file; the fill chosen is then
+checked, once, in the whole file. The work stops when the request must (``stop``: cancelled, or
+its deadline passed), and the best fill found by then is returned.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -30,6 +36,8 @@ from dcoder.sampler import SampleResult
 from dcoder.spans import Layout, fix_length, span_text, variant_length
 
 Resample = Callable[[np.ndarray, np.ndarray], SampleResult]  # rows, which rows have fixed lengths
+Stop = Callable[[], bool]  # True once the request must end
+WINDOW = 4096  # bytes of a large file around the spans that candidates are parsed in
 
 
 @dataclass(frozen=True)
@@ -72,19 +80,24 @@ def raw_fills(engine: Engine, layout: Layout, row: np.ndarray) -> tuple[str, ...
 
 
 class _Checker:
-    def __init__(self, engine: Engine, text: str, layout: Layout, doc: syntax.Document):
+    """Candidates spliced into ``text`` (the file, or an excerpt of it: see ``excerpt``) and parsed.
+    ``artifacts`` are problems of an excerpt that the file does not have: no candidate is blamed for them."""
+
+    def __init__(self, engine: Engine, text: str, layout: Layout, doc: syntax.Document,
+                 stop: Stop = lambda: False, artifacts: tuple[syntax.Problem, ...] = ()):
         self.engine, self.text, self.layout, self.doc = engine, text, layout, doc
+        self.stop, self.artifacts = stop, list(artifacts)
 
     def candidate(self, row: np.ndarray, logprobs: np.ndarray, score: float) -> _Candidate:
         raw = raw_fills(self.engine, self.layout, row)
         fills = tuple(fit(self.text, s.start, s.end, f) for s, f in zip(self.layout.spans, raw))
         edits = [(s.start, s.end, f) for s, f in zip(self.layout.spans, fills)]
-        after = self.doc
-        for start, end, new in sorted(edits, reverse=True):  # back to front: earlier offsets hold
-            after = after.edit(start, end, new)
+        after = self.doc.edits(edits)
         problems = tuple(syntax.introduced_problems(self.doc, after, edits))
         hides = any(after.comments_past(a, b) for a, b in self.ranges(fills))
-        return _Candidate(row, logprobs, float(score), raw, fills, problems, tuple(after.problems()), hides)
+        ignored = syntax.carried_problems(self.text, self.artifacts, edits) if self.artifacts else set()
+        remaining = tuple(p for p in after.problems() if (p.kind, p.start, p.end) not in ignored)
+        return _Candidate(row, logprobs, float(score), raw, fills, problems, remaining, hides)
 
     def ranges(self, fills: tuple[str, ...]) -> list[tuple[int, int]]:
         """Where each fill lies in the new document."""
@@ -93,6 +106,30 @@ class _Checker:
             out.append((span.start + shift, span.start + shift + len(fill)))
             shift += len(fill) - (span.end - span.start)
         return out
+
+
+def excerpt(engine: Engine, text: str, layout: Layout, doc: syntax.Document, stop: Stop) -> _Checker:
+    """The checker for a file: over the file itself when it is at most ``WINDOW`` bytes, else over
+    the excerpts ``Document.excerpt`` cuts around the spans, one after another (each ending a line)."""
+    if len(doc.data) <= WINDOW:
+        return _Checker(engine, text, layout, doc, stop)
+    pieces = doc.excerpt([(s.start, s.end) for s in layout.spans], WINDOW)
+    firsts = [a for a, _ in pieces]
+    parts, starts = [], []
+    for a, b in pieces:
+        starts.append(sum(map(len, parts)))
+        parts.append(text[a:b] if text[a:b].endswith("\n") else text[a:b] + "\n")
+
+    def local(pos: int) -> int:
+        k = bisect.bisect_right(firsts, pos) - 1
+        return starts[k] + pos - pieces[k][0]
+
+    part = syntax.Document("".join(parts), doc.grammar)
+    spans = tuple(replace(s, start=local(s.start), end=local(s.end)) for s in layout.spans)
+    own = {(p.kind, local(p.start), local(p.end)) for p in doc.problems()
+           if any(a <= p.start and p.end <= b for a, b in pieces)}
+    artifacts = tuple(p for p in part.problems() if (p.kind, p.start, p.end) not in own)
+    return _Checker(engine, part.text, replace(layout, spans=spans), part, stop, artifacts)
 
 
 def _lead(line: str) -> int:
@@ -326,6 +363,8 @@ def search(engine: Engine, layout: Layout, checker: _Checker, cand: _Candidate, 
             grown += [(toks + (t,), got + (float(lp[t]),), int(t) in finishing) for t in tried]
         kept = []
         for toks, got, worded in grown:
+            if checker.stop():
+                return best, passes
             row = fix_length(cand.row, (a, b), k + 1, engine.tokens)
             row[a:a + k + 1] = toks
             logprobs = cand.logprobs.copy()
@@ -384,10 +423,12 @@ def constrained(engine: Engine, layout: Layout, checker: _Checker, cand: _Candid
             passes += spent
             if got is not None and (found is None or _rank(got) < _rank(found)):
                 found = got
-            if found is not None and not found.problems:
+            if (found is not None and not found.problems) or checker.stop():
                 break
         if found is None or not found.problems:
             return found, passes
+        if checker.stop():
+            return None, passes
         cand = found
     return None, passes
 
@@ -398,8 +439,9 @@ def _best(cands: list[_Candidate]) -> _Candidate:
 
 def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, generated: np.ndarray,
            language: str | None, candidates: int, repair_rounds: int, resample: Resample,
-           search_tokens: int = 0) -> Choice:
-    """The fill to return from a denoised batch (see the module docstring)."""
+           search_tokens: int = 0, stop: Stop = lambda: False, cancelled: Stop = lambda: False) -> Choice:
+    """The fill to return from a denoised batch (see the module docstring); ``cancelled`` says
+    the request was cancelled, so its result is not wanted: only its end."""
     row_scores = scores(result.logprobs, generated)
     order = np.argsort(-row_scores, kind="stable")
     doc = syntax.parse(text, language) if language is not None and not result.cancelled else None
@@ -410,34 +452,47 @@ def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, gene
             fills = tuple(fit(text, s.start, s.end, f) for s, f in zip(layout.spans, fills))
         return Choice(fills, float(row_scores[best]), None, 0, 0, 0)
 
-    checker = _Checker(engine, text, layout, doc)
-    tried = [checker.candidate(result.ids[r], result.logprobs[r], row_scores[r]) for r in order]
+    checker = excerpt(engine, text, layout, doc, stop)
+    tried: list[_Candidate] = []
+    for r in order:  # the best-scoring one always; the others while there is time
+        if tried and stop():
+            break
+        tried.append(checker.candidate(result.ids[r], result.logprobs[r], row_scores[r]))
     valid = [c for c in tried if not c.problems]
-    current, passes, steps, rounds, cancelled = tried[0], 0, 0, 0, False
-    for rounds in range(1, 1 + (0 if valid else repair_rounds)):
+    current, passes, steps, rounds = tried[0], 0, 0, 0
+    while not valid and rounds < repair_rounds and not stop():
+        rounds += 1
         # fixed lengths the first pass did not try (its rows 1.. had variants 1..candidates-1)
         ids, remask, fixed = repair_row(engine, layout, checker, current, candidates - 1 + rounds)
         res = resample(np.repeat(ids[None], candidates, axis=0), np.full(candidates, fixed))
         passes, steps = passes + res.forward_passes, steps + res.steps
+        if res.cancelled:  # stopped midway: its rows still hold masks
+            break
         logprobs = np.where(remask[None], res.logprobs, current.logprobs[None])
         # given padding is not generated: it must not lift the mean log-probability
         counted = generated[:1] & ~(remask & (ids != engine.tokens.mask))[None]
         round_scores = scores(logprobs, counted)
-        batch = [checker.candidate(res.ids[r], logprobs[r], round_scores[r])
-                 for r in np.argsort(-round_scores, kind="stable")]
+        batch: list[_Candidate] = []
+        for r in np.argsort(-round_scores, kind="stable"):
+            if batch and stop():
+                break
+            batch.append(checker.candidate(res.ids[r], logprobs[r], round_scores[r]))
         tried.extend(batch)
-        valid, current, cancelled = [c for c in batch if not c.problems], batch[0], res.cancelled
-        if valid or cancelled:
-            break
+        valid, current = [c for c in batch if not c.problems], batch[0]
     kept = min(valid, key=_rank) if valid else None
-    if kept is not None and not kept.left:
-        return Choice(kept.fills, kept.score, True, rounds, passes, steps)
+    searched = False
     # a valid fill may still leave the file broken past its lines (a cut call's arguments): only a
     # fill that leaves the whole file parsing may replace it
-    found, spent = (None, 0) if cancelled or not search_tokens else constrained(
-        engine, layout, checker, kept or _best(tried), search_tokens)
-    passes, steps = passes + spent, steps + spent
-    if found is not None and (kept is None or not found.left):
-        return Choice(found.fills, found.score, True, rounds, passes, steps, True)
-    best = kept or _best(tried)
-    return Choice(best.fills, best.score, kept is not None, rounds, passes, steps, spent > 0)
+    if search_tokens and (kept is None or kept.left) and not stop():
+        found, spent = constrained(engine, layout, checker, kept or _best(tried), search_tokens)
+        passes, steps, searched = passes + spent, steps + spent, spent > 0
+        if found is not None and (kept is None or not found.left):
+            kept = found
+    pick, parses = (kept, True) if kept is not None else (_best(tried), False)
+    if checker.doc is not doc:  # checked in an excerpt: the whole file has the last word (and fits the fills)
+        if cancelled():
+            parses = parses and None  # not known, and not worth parsing the file for
+        else:
+            pick = _Checker(engine, text, layout, doc).candidate(pick.row, pick.logprobs, pick.score)
+            parses = parses and not pick.problems
+    return Choice(pick.fills, pick.score, parses, rounds, passes, steps, searched)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from dcoder.config import LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
+from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
 from dcoder.errors import DcoderError
 from dcoder.infill import MAX_SEARCH_TOKENS, InfillOptions
 
@@ -31,6 +31,7 @@ class Settings:
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
     length: str = LengthConfig.mode  # pad, expand or auto (see dcoder.config.LengthConfig)
     max_span: int = LengthConfig.max_span  # with expand: most tokens a span may grow to
+    deadline: float = DEADLINE_S  # seconds a request may take before the best fill so far is used
 
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
@@ -43,7 +44,8 @@ class Settings:
         sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
         rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
-                             language=language, lengths=LengthConfig(self.length, self.max_span), **rounds)
+                             language=language, lengths=LengthConfig(self.length, self.max_span),
+                             deadline=self.deadline, **rounds)
 
     def updated(self, raw: Any) -> tuple["Settings", list[str]]:
         """These settings with the values in ``raw`` applied; invalid values are skipped and
@@ -113,4 +115,6 @@ def _check(name: str, value: Any) -> Any:
         return _number(name, value, float, 0.0, 1.0, optional=True)
     if name == "temperature":
         return _number(name, value, float, 0.0, 10.0)
+    if name == "deadline":
+        return _number(name, value, float, *DEADLINE_BOUNDS)
     return _number(name, value, float, 0.001, 1.0)  # min_confidence

@@ -2,13 +2,15 @@
 
 Each inference request is a job for a document. A newer job of the same kind for the same
 document supersedes the older one; an edit to the document, ``$/cancelRequest`` or a cancelled
-progress bar stops it too. The denoising loop checks ``cancelled`` after every step.
+progress bar stops it too. The engine asks ``cancelled`` after every denoising step and syntax
+check, and a job's ``on_cancel`` (set while it runs) ends the forward pass in flight.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 SUPERSEDED, MODIFIED, CANCELLED = "superseded", "modified", "cancelled"
 
@@ -19,6 +21,7 @@ class Job:
     kind: str  # "complete" (inline or completion) | "edit" (refine, fill)
     request_id: object
     reason: str | None = None
+    on_cancel: Callable[[], None] | None = None  # called by ``cancel`` from the event loop's thread
     _stop: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -29,6 +32,8 @@ class Job:
         if not self._stop.is_set():
             self.reason = reason
             self._stop.set()
+            if (hook := self.on_cancel) is not None:
+                hook()
 
 
 class Jobs:

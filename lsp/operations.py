@@ -25,6 +25,7 @@ class Step:
 
 
 OnStep = Callable[[Step], bool]  # returns True to stop the run
+Cancelled = Callable[[], bool]  # asked between steps and throughout the syntax checks
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Outcome:
     edits: tuple[Edit, ...]
     cancelled: bool
     parses: bool | None = None  # False: even the best fill breaks the parse; None: not checked
+    timed_out: bool = False  # the deadline cut the search for a fill that parses short
 
 
 def _progress(view: EngineText, on_step: OnStep):
@@ -68,11 +70,13 @@ def single_line(doc: Document, at: int) -> bool:
     return inner is not None and inner.name not in BLOCK_REGIONS and "\n" not in text[inner.start:inner.end]
 
 
-def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_step: OnStep) -> str | None:
+def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_step: OnStep,
+             cancelled: Cancelled) -> str | None:
     """Ghost text to insert at ``offset``; None when the run was stopped, '' when nothing fits."""
     view = doc.engine
     text, at = view.text, view.to_engine(offset)
-    result = infill(engine, text, [(at, at)], settings.options(doc.grammar, inline=True), _progress(view, on_step))
+    result = infill(engine, text, [(at, at)], settings.options(doc.grammar, inline=True), _progress(view, on_step),
+                    cancelled)
     if result.cancelled:
         return None
     before = text[max(0, at - CONTEXT_CHARS):at]
@@ -81,21 +85,23 @@ def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_
 
 
 def refine(engine: Engine, doc: Document, start: int, end: int, settings: Settings, keep_confident: bool,
-           on_step: OnStep) -> Outcome:
+           on_step: OnStep, cancelled: Cancelled) -> Outcome:
     """Regenerate ``doc.text[start:end]``; with ``keep_confident``, only its unlikely tokens."""
     view = doc.engine
     span = (view.to_engine(start), view.to_engine(end))
     min_confidence = settings.min_confidence if keep_confident else None
-    result = engine_refine(engine, view.text, span, settings.options(doc.grammar), min_confidence, _progress(view, on_step))
-    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses)
+    result = engine_refine(engine, view.text, span, settings.options(doc.grammar), min_confidence,
+                           _progress(view, on_step), cancelled)
+    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 
-def fill(engine: Engine, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep) -> Outcome:
+def fill(engine: Engine, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep,
+         cancelled: Cancelled) -> Outcome:
     """Replace every range with generated code, all in one run."""
     view = doc.engine
     spans = [(view.to_engine(a), view.to_engine(b)) for a, b in ranges]
-    result = infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step))
-    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses)
+    result = infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step), cancelled)
+    return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 
 def holes(doc: Document) -> list[tuple[int, int]]:

@@ -21,7 +21,7 @@ from pygls.protocol import default_converter
 from pygls.protocol.language_server import lsp_method
 
 from dcoder import __version__
-from dcoder.errors import DcoderError
+from dcoder.errors import DcoderError, Interrupted
 from dcoder.infill import Edit
 from lsp import actions, operations
 from lsp.config import Settings
@@ -130,7 +130,7 @@ class DcoderServer(StrictServer):
     # ---- running the model -----------------------------------------------------------------
 
     async def infer(self, job: Job, doc: Document, work: Callable, preview: bool, progress: str | None = None):
-        """``work(engine, settings, on_step)`` on the inference thread; None if stopped before it ran."""
+        """``work(engine, settings, on_step, cancelled)`` on the inference thread; None if stopped before it ran."""
         loop = self._loop = asyncio.get_running_loop()
         settings = self.settings
         running = [True]  # cleared on the event loop when the request ends: later steps are not sent
@@ -154,7 +154,13 @@ class DcoderServer(StrictServer):
             if job.cancelled:
                 return None
             engine = self.loader.engine(settings.model, settings.provider)
-            return None if job.cancelled else work(engine, settings, on_step)
+            job.on_cancel = getattr(engine.backend, "interrupt", None)  # ends a long forward pass at once
+            try:
+                return None if job.cancelled else work(engine, settings, on_step, lambda: job.cancelled)
+            except Interrupted:
+                return None
+            finally:
+                job.on_cancel = None
 
         self.send_status()
         try:
@@ -192,8 +198,8 @@ class DcoderServer(StrictServer):
             return None
         job = self.jobs.start(uri, "complete", self.protocol.msg_id)
         try:
-            text = await self.infer(job, doc, lambda engine, settings, on_step: operations.complete(
-                engine, doc, offset, settings, on_step), preview=self.settings.inline_preview)
+            text = await self.infer(job, doc, lambda engine, settings, on_step, cancelled: operations.complete(
+                engine, doc, offset, settings, on_step, cancelled), preview=self.settings.inline_preview)
         except (DcoderError, ModelUnavailable) as exc:
             self.window_log_message(types.LogMessageParams(types.MessageType.Info, f"dcoder: no completion: {exc}"))
             return None
@@ -217,8 +223,8 @@ class DcoderServer(StrictServer):
         job = self.jobs.start(op.uri, "edit", self.protocol.msg_id)
         token = await self._begin_progress(op.title, job) if progress else None
         try:
-            outcome = await self.infer(job, doc, lambda engine, settings, on_step: _run(
-                op, engine, doc, settings, on_step), preview=self.settings.preview, progress=token)
+            outcome = await self.infer(job, doc, lambda engine, settings, on_step, cancelled: _run(
+                op, engine, doc, settings, on_step, cancelled), preview=self.settings.preview, progress=token)
         finally:
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="stopped" if job.cancelled else "done"))
@@ -228,6 +234,9 @@ class DcoderServer(StrictServer):
                 job.reason, JsonRpcRequestCancelled("cancelled"))
         if self.documents.version(op.uri) != doc.version:
             raise JsonRpcContentModified("the document changed meanwhile")
+        if outcome.timed_out:
+            self.window_log_message(types.LogMessageParams(types.MessageType.Warning, f"dcoder: {op.title}: stopped at "
+                                                           f"the deadline ({self.settings.deadline:g} s): the best fill found by then"))
         if outcome.parses is False:
             self.window_log_message(types.LogMessageParams(
                 types.MessageType.Warning, f"dcoder: {op.title}: no fill found that parses; review the result"))
@@ -256,11 +265,12 @@ class DcoderServer(StrictServer):
         return {"applied": bool(result.applied), "reason": result.failure_reason}
 
 
-def _run(op: actions.Operation, engine, doc: Document, settings: Settings, on_step) -> operations.Outcome:
+def _run(op: actions.Operation, engine, doc: Document, settings: Settings, on_step, cancelled) -> operations.Outcome:
     if op.op in (actions.REFINE, actions.REFINE_CONFIDENT):
         (start, end), = op.ranges
-        return operations.refine(engine, doc, start, end, settings, op.op == actions.REFINE_CONFIDENT, on_step)
-    return operations.fill(engine, doc, list(op.ranges), settings, on_step)
+        return operations.refine(engine, doc, start, end, settings, op.op == actions.REFINE_CONFIDENT, on_step,
+                                 cancelled)
+    return operations.fill(engine, doc, list(op.ranges), settings, on_step, cancelled)
 
 
 # ---- handlers --------------------------------------------------------------------------------

@@ -28,6 +28,15 @@ def tokenizer_texts() -> list[str]:
     return [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory):
+    """Records of verified model weights go to a folder of the test run (servers and commands started
+    by the tests inherit it), not to the user's cache."""
+    import os
+
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def tokenizer_json(tmp_path_factory) -> Path:
     return train_tokenizer(tokenizer_texts(), 600, tmp_path_factory.mktemp("tok"))

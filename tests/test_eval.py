@@ -14,7 +14,7 @@ from dcoder.cli import main
 from dcoder.errors import DcoderError
 from dcoder.evaluate import (Fill, Task, canonical_filler, exact_match, load_tasks, parses, pass_at_k,
                              previous_line_filler, run, run_file, summarize)
-from dcoder.execution import Limits, Sandbox
+from dcoder.execution import Limits, Sandbox, isolation
 
 BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 HUMANEVAL = ("SingleLineInfilling", "MultiLineInfilling", "RandomSpanInfilling", "RandomSpanInfillingLight")
@@ -244,3 +244,17 @@ def test_baseline_from_the_cli(tmp_path, capsys):
     report = json.loads((tmp_path / "o.json").read_text())
     assert report["model"] == "baseline:previous-line"
     assert report["results"][str(path)]["exact_match"] == 1.0
+
+
+def test_a_fill_that_exits_before_the_checks_does_not_pass(tmp_path, capsys):
+    """``os._exit(0)`` in the function under test ends the program with 0 before a check ran."""
+    path = write_jsonl(tmp_path / "t.jsonl", [{
+        "task_id": "exits", "prompt": "def add(a, b):\n", "suffix": "",
+        "canonical_solution": "    import os\n    os._exit(0)\n",
+        "test": "def check(f):\n    assert f(1, 2) == 3\n", "entry_point": "add"}])
+    out = tmp_path / "figures.json"
+    assert main(["eval", str(path), "--canonical", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["results"][str(path)]["pass@1"] == 0.0
+    assert report["options"]["sandbox"] == list(isolation())
+    assert "tests run in a sandbox with" in capsys.readouterr().err

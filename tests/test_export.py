@@ -15,7 +15,7 @@ from dcoder.checkpoint import open_checkpoint  # noqa: E402
 from dcoder.cli import main  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
 from dcoder.export import SafetensorsFile, export  # noqa: E402
-from dcoder.manifest import WEIGHTS_NAME, external_locations  # noqa: E402
+from dcoder.manifest import WEIGHTS_NAME, external_tensors  # noqa: E402
 from dcoder.torch_backend import load_model  # noqa: E402
 
 CKPTS = ("dream", "llada")
@@ -119,7 +119,7 @@ def test_manifest_describes_the_folder(exported, dream_ckpt):
     # the graphs carry no weights of their own: all of them read the one shared weights file
     for g in m["graphs"].values():
         data = (folder / g["file"]).read_bytes()
-        assert external_locations(data) == {WEIGHTS_NAME}
+        assert {t.location for t in external_tensors(data)} == {WEIGHTS_NAME}
         assert len(data) < 64_000
     assert m["external_data"][0]["bytes"] == (folder / WEIGHTS_NAME).stat().st_size
 

@@ -465,6 +465,31 @@ async def test_cancel_request_stops_denoising(client: LanguageClient):
 
 
 @aio
+async def test_cancel_frees_the_worker_during_the_syntax_checks(client: LanguageClient):
+    """``$/cancelRequest`` reaches the repair rounds and the constrained search, not only the
+    denoising steps: the request after it is answered at once (a guard, not a timing: left to
+    run, this search of a binary-ish document takes the worker for some 45 s)."""
+    import random
+
+    noise = bytes(random.Random(0).randrange(256) for _ in range(6000)).decode("latin-1")
+    uri = open_doc(client, "noise.py", noise[:2000] + "<|mask|>" + noise[2000:4000] + "<|mask|>" + noise[4000:])
+    configure(client, steps=1, maxTokens=64, searchTokens=16, candidates=8, deadline=3600.0, preview=True)
+    params = t.ExecuteCommandParams(command="dcoder.fillHoles", arguments=[{"uri": uri}])
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        t.WORKSPACE_EXECUTE_COMMAND, params, msg_id="slow-search"))
+    await wait_for(lambda: previews_for(client, uri), "a first preview")
+    await asyncio.sleep(2)  # past the denoising (one step) into the syntax checks
+    client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id="slow-search"))
+    assert await error_code(pending) == REQUEST_CANCELLED
+    configure(client, **FAST, searchTokens=4, candidates=1, deadline=10.0)
+    small = open_doc(client, "after-cancel.py", CODE)
+    result = await asyncio.wait_for(inline(client, small, 2, 4), 20)
+    assert all(i.range.start == t.Position(2, 4) for i in result.items)
+    await wait_for(lambda: previews_for(client, uri)[-1]["done"], "the closing preview")
+    assert previews_for(client, uri)[-1]["cancelled"]
+
+
+@aio
 async def test_newer_request_for_the_document_replaces_the_older(client: LanguageClient):
     configure(client, **SLOW)
     uri = open_doc(client, "supersede.py", CODE)
@@ -569,6 +594,17 @@ def test_search_tokens_setting_reaches_refine_and_fill_not_inline():
     assert settings.options("python", inline=True).search_tokens == 0  # ghost text must come fast
     _, problems = Settings().updated({"searchTokens": -1})
     assert len(problems) == 1 and "searchTokens" in problems[0]
+
+
+def test_deadline_setting_has_the_command_lines_bounds():
+    from lsp.config import Settings
+
+    settings, problems = Settings().updated({"deadline": 42})
+    assert problems == [] and settings.options("python").deadline == 42.0
+    assert settings.options("python", inline=True).deadline == 42.0
+    for bad in (0, 1e9, "soon"):
+        _, problems = Settings().updated({"deadline": bad})
+        assert len(problems) == 1 and "deadline must be a float in [0.1, 3600.0]" in problems[0]
 
 
 @aio
@@ -758,7 +794,7 @@ def test_server_path_never_imports_torch(model):
         create_server()
         engine = Loader(lambda level, message: None).engine({model!r}, "cpu")
         doc = Document("file:///x.py", "python", 1, {CODE!r})
-        operations.complete(engine, doc, 40, Settings(steps=4), lambda step: False)
+        operations.complete(engine, doc, 40, Settings(steps=4), lambda step: False, lambda: False)
         assert "torch" not in sys.modules, "torch was imported"
     """)
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

@@ -4,6 +4,7 @@ and its refresh policy, provider choice on a machine without a GPU, manifest che
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -183,6 +184,34 @@ def test_runtime_path_imports_no_torch_and_prints_no_provider_noise(exported, tm
     assert all(line.startswith("dcoder: ") for line in proc.stderr.splitlines()), proc.stderr
 
 
+def test_a_pass_in_flight_can_be_interrupted_from_another_thread(exported):
+    """What the language server does when a request is cancelled: the pass ends with
+    ``Interrupted`` instead of running to its end, and the next pass runs normally."""
+    import threading
+
+    from dcoder.errors import Interrupted
+
+    manifest = load_manifest(exported("dream"))
+    backend = OnnxBackend(manifest, RuntimeOptions(provider="cpu"))
+    ids = masked_batch(manifest.tokens.mask, batch=48, length=500, span=(200, 456))
+    done = threading.Event()
+
+    def interrupt():
+        while not done.is_set():
+            backend.interrupt()
+
+    thread = threading.Thread(target=interrupt)
+    thread.start()
+    try:
+        with pytest.raises(Interrupted, match="encode.onnx was interrupted"):
+            backend.predict(ids, 200, 456, 0)
+    finally:
+        done.set()
+        thread.join()
+    assert backend.running is None
+    assert np.isfinite(backend.predict(ids[:1, :90], 30, 54, 0)).all()
+
+
 def test_manifest_is_verified(exported, tmp_path):
     folder = tmp_path / "m"
     shutil.copytree(exported("llada"), folder)
@@ -197,6 +226,38 @@ def test_manifest_is_verified(exported, tmp_path):
         load_exported(folder)
     (folder / "manifest.json").unlink()
     with pytest.raises(DcoderError, match="not an exported model"):
+        load_exported(folder)
+
+
+def test_weights_are_verified_at_load_and_remembered_until_changed(exported, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    folder = tmp_path / "m"
+    shutil.copytree(exported("llada"), folder)
+    weights = folder / "weights.bin"
+    good = weights.read_bytes()
+    load_exported(folder)
+    assert len(list((tmp_path / "cache" / "dcoder" / "verified").iterdir())) == 1
+    # the right size, the wrong bytes: zeros, 0xFF (NaN as float32), or one byte changed with the
+    # modification time put back (a verified file is not hashed again, but this one was written)
+    for data in (bytes(len(good)), b"\xff" * len(good), good[:-1] + bytes([good[-1] ^ 1])):
+        stat = weights.stat()
+        weights.write_bytes(data)
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        with pytest.raises(DcoderError, match="weights file weights.bin is corrupt"):
+            load_exported(folder)
+    (tmp_path / "a.py").write_text("x = 1\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "infill", "--model", str(folder), "--at", "1:1",
+                           str(tmp_path / "a.py")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("dcoder: error: weights file weights.bin is corrupt")
+    assert proc.stderr.count("\n") == 1
+    # NaN weights whose checksum matches (a checkpoint that diverged) are refused too
+    nan = np.frombuffer(good, dtype=np.uint8).copy()
+    nan[-4:] = np.frombuffer(np.float32(np.nan).tobytes(), dtype=np.uint8)
+    weights.write_bytes(nan.tobytes())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["external_data"][0]["sha256"] = sha256_file(weights)
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(DcoderError, match=r"weights.bin holds NaN or infinite values \(in \S+\)"):
         load_exported(folder)
 
 

@@ -167,3 +167,29 @@ def test_suppressed_tokens_are_renormalised_away_only_in_their_rows():
     # the other 10% is shared by V - 1 tokens; without token 7 and the mask it is all there is
     share = np.log((0.1 / (V - 1)) / (1 - 0.9 - 0.1 / (V - 1)))
     assert np.allclose(result.logprobs[1, 2:], share, atol=1e-5)
+
+
+class Broken:
+    """Every score is ``value`` (NaN or +-inf): what a model with broken weights returns."""
+
+    def __init__(self, value):
+        self.value, self.calls = value, 0
+
+    def predict(self, ids, lo, hi, step, cols=None):
+        self.calls += 1
+        rows = hi - lo if cols is None else len(cols)
+        return np.full((ids.shape[0], rows, V), self.value, dtype=np.float32)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("config", [SamplerConfig(steps=64), SamplerConfig(steps=3), SamplerConfig(threshold=0.5),
+                                    SamplerConfig(steps=64, temperature=2.0, top_p=0.9), SamplerConfig(steps=64, alg="topk_margin"),
+                                    SamplerConfig(threshold=0.9, alg="maskgit_plus", alg_temp=1.0)])
+def test_scores_that_are_not_numbers_still_end_the_run(value, config):
+    backend = Broken(value)
+    ids = np.repeat(masked_row(), 2, axis=0)
+    result = denoise(ids, backend, config, MASK)
+    # each pass reveals at least one position of every row: at most one pass per masked position
+    assert not (result.ids == MASK).any() and not result.cancelled
+    assert backend.calls == result.forward_passes <= min(config.steps, len(ANSWER)) if config.threshold is None \
+        else backend.calls <= len(ANSWER)

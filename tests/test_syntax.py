@@ -790,3 +790,143 @@ def test_lookups_near_a_position_agree_with_the_whole_file_query():
     for r in full[::7]:
         assert syntax.parse(text, "python").kind_of(r.start, r.end) == next(
             x.name for x in full if (x.start, x.end) == (r.start, r.end))
+
+
+# ---- bounded work: an excerpt of a large file, cancellation and the deadline ----------------
+
+FAR = "".join(f"def g{i}(x):\n    return x + {i}\n\n\n" for i in range(6000))  # 210 kB of valid code
+
+
+def _parsed_sizes(monkeypatch) -> list[int]:
+    """The length of every text tree-sitter parses from now on."""
+    sizes, init = [], syntax.Document.__init__
+
+    def spy(self, text, grammar, old_tree=None):
+        sizes.append(len(text))
+        init(self, text, grammar, old_tree)
+
+    monkeypatch.setattr(syntax.Document, "__init__", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_candidates_in_a_large_file_are_parsed_in_an_excerpt(engine, monkeypatch, where):
+    """What a candidate costs does not grow with the file: the search parses its fills in an
+    excerpt around the hole, and only the fill chosen in the whole file."""
+    from dataclasses import replace
+
+    from dcoder.validity import WINDOW, choose
+
+    small = "for a  b:\n    pass\n"
+    text = FAR + small + (FAR if where == "middle" else "")
+    hole = at(text, "for a ") + len("for a ")
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
+    ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
+    sizes = _parsed_sizes(monkeypatch)
+    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+                  generated, "python", 1, 0, _no_resample, search_tokens=2)
+    assert pick.parses is True and pick.searched and pick.fills[0].strip() == "in"
+    assert len(sizes) > 50 and all(n <= WINDOW + 100 for n in sizes if n < len(text) - 100)  # + the fill
+    assert sum(n > WINDOW + 100 for n in sizes) == 2  # the file, and the file with the fill chosen
+
+
+def test_a_fill_valid_in_its_excerpt_that_breaks_the_file_is_flagged(engine, monkeypatch):
+    """The whole file has the last word: here an excerpt cut inside a list takes ``x = 3`` for a
+    statement, which it is not in the list."""
+    from dcoder.validity import choose
+
+    text = FAR + "y = [\n    1,\n    \n]\n" + FAR
+    hole = at(text, "1,\n    ") + len("1,\n    ")
+    cut = (at(text, "    1,"), hole + 1)
+    monkeypatch.setattr(syntax.Document, "excerpt", lambda self, ranges, size: [cut])
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    pick = choose(engine, text, layout, _result(_rows(engine, layout, ["x = 3"]), [-0.1]), generated, "python", 1, 0,
+                  _no_resample)
+    assert pick.fills == ("x = 3",) and pick.parses is False
+
+
+def test_excerpt_is_a_run_of_whole_statements_around_each_range():
+    text = FAR + "class C:\n    def m(self):\n        s = '''\n" + "text\n" * 5000 + "'''\n        return s\n" + FAR
+    doc = syntax.parse(text, "python")
+    first = text.index("def g3000(")
+    (a, b), = doc.excerpt([(first, first + 3)], 4096)
+    assert a <= first < b and b - a <= 4096
+    assert text[a:].startswith("def g") and text[a - 1] == "\n" and text[b - 1] == "\n"
+    assert not syntax.Document(text[a:b], doc.grammar).problems()
+    # two ranges far apart: two excerpts; close together: one
+    second = text.index("def g5000(")
+    assert len(doc.excerpt([(first, first), (second, second)], 4096)) == 2
+    assert len(doc.excerpt([(first, first), (first + 40, first + 40)], 4096)) == 1
+    # inside a string longer than the window: the lines around the range
+    inside = text.index("text\n" * 2500)
+    (a, b), = doc.excerpt([(inside, inside)], 4096)
+    assert a <= inside < b and b - a <= 4096 + 10 and set(text[a:b].split()) == {"text"}
+
+
+def test_a_search_that_must_stop_stops_at_once(engine, monkeypatch):
+    """Cancellation and the deadline reach the constrained search: no candidate is parsed after
+    ``stop`` says so, and the best fill found by then comes back."""
+    from dataclasses import replace
+
+    from dcoder import validity
+
+    text = "def f(x):\n    \n    rn x\n"
+    hole = at(text, "    \n    ") + len("    \n    ")
+    layout, generated = _setup(engine, text, hole, hole, budget=16)
+    tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
+    ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
+    checked, candidate = [], validity._Checker.candidate
+
+    def counted(self, *args):
+        checked.append(1)
+        return candidate(self, *args)
+
+    monkeypatch.setattr(validity._Checker, "candidate", counted)
+    run = lambda stop: validity.choose(replace(engine, backend=ranked), text, layout,  # noqa: E731
+                                       _result(_rows(engine, layout, [""]), [-0.1]), generated, "python", 1, 0,
+                                       _no_resample, search_tokens=4, stop=stop)
+    whole = run(lambda: False)
+    assert whole.parses is True and len(checked) > 100
+    checked.clear()
+    stopped = run(lambda: len(checked) >= 20)
+    # (the candidate being checked may be judged once more, a blank after it)
+    assert len(checked) <= 21 and stopped.searched and stopped.parses is False and stopped.fills == ("",)
+
+
+def test_infill_returns_the_best_fill_so_far_at_the_deadline(engine, monkeypatch):
+    """The clock jumps past the deadline when the constrained search starts: the search ends at
+    once and the fill of the repair rounds comes back, marked; a deadline that passes while the
+    model is still denoising leaves no fill: one clear error."""
+    from dataclasses import replace
+
+    from dcoder import infill as infill_module, validity
+    from dcoder.config import SamplerConfig
+    from dcoder.infill import DeadlinePassed, InfillOptions, infill
+
+    now = [0.0]
+    monkeypatch.setattr(infill_module.time, "monotonic", lambda: now[0])
+    search = validity.search
+
+    def late(*args):
+        now[0] += 100
+        return search(*args)
+
+    monkeypatch.setattr(validity, "search", late)
+    text = "def f(x):\n    if :\n        return 1\n"
+    hole = at(text, "if ") + 3
+    ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode(")")[0]: -0.1, engine.tokenizer.encode("x")[0]: -1.0})
+    opts = InfillOptions(sampler=SamplerConfig(steps=2), max_tokens=2, language="python", repair_rounds=1, deadline=10)
+    result = infill(replace(engine, backend=ranked), text, [(hole, hole)], opts)
+    assert result.timed_out and not result.cancelled and result.parses is False and result.searched
+    assert len(ranked.calls) == 2 + 2 + 1  # first pass, the repair round, one search pass
+
+    def slow(step):
+        now[0] += 1  # a second per denoising step
+    with pytest.raises(DeadlinePassed, match=r"^no fill within the deadline of 10 s"):
+        infill(replace(engine, backend=ranked), text, [(hole, hole)], replace(opts, max_tokens=16, sampler=SamplerConfig(steps=32)),
+               on_progress=slow)
+    # cancelled when the search starts (the caller is asked before the clock)
+    start = now[0]
+    cancelled = infill(replace(engine, backend=ranked), text, [(hole, hole)], opts, cancelled=lambda: now[0] > start)
+    assert cancelled.cancelled and not cancelled.timed_out and cancelled.searched
