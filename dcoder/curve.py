@@ -80,7 +80,9 @@ def plot(runs: list[str], out: str | Path) -> Path:
     except ImportError:
         raise DcoderError("drawing learning curves needs matplotlib: pip install 'dcoder-diffusion[plot]'") from None
     logs = {Path(r).name: read_log(r) for r in runs}
-    fig, (loss_ax, exact_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
+    benched = any(bench_kinds(log) for log in logs.values())
+    fig, axes = plt.subplots(1, 2 if benched else 1, figsize=(11 if benched else 6, 4.2), squeeze=False)
+    loss_ax, exact_ax = axes[0][0], axes[0][-1]
     for name, log in logs.items():
         points = series(log, "val_ce")
         if points:
@@ -92,8 +94,9 @@ def plot(runs: list[str], out: str | Path) -> Path:
             points = series(log, f"bench_exact.{kind}")
             exact_ax.plot(*zip(*points), marker="o", ms=3, label=f"{name}: {kind}")
     loss_ax.set(xlabel="tokens seen", ylabel="validation cross-entropy (masked tokens)", title="validation loss")
-    exact_ax.set(xlabel="tokens seen", ylabel="exact match", title="benchmark exact match", ylim=(0, None))
-    for ax in (loss_ax, exact_ax):
+    if benched:
+        exact_ax.set(xlabel="tokens seen", ylabel="exact match", title="benchmark exact match", ylim=(0, None))
+    for ax in axes[0]:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
