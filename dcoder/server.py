@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from dcoder.batching import InferenceQueue, Job, QueueFull
 from dcoder.cli import line_starts, position_of
-from dcoder.config import ALGS, SamplerConfig
+from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
 from dcoder.infill import MAX_CANDIDATES, MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
@@ -123,6 +123,8 @@ class InfillRequest(Strict):
     max_tokens: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
     exact_length: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
     candidates: int = Field(1, ge=1, le=MAX_CANDIDATES)
+    length: Literal[LENGTH_MODES] = LengthConfig.mode  # type: ignore[valid-type]
+    max_span: int = Field(LengthConfig.max_span, ge=1, le=MAX_SPAN_LIMIT)
     repair: int = Field(2, ge=0, le=MAX_REPAIR_ROUNDS)
     search_tokens: int = Field(4, ge=0, le=MAX_SEARCH_TOKENS)
     stream: bool = False
@@ -180,7 +182,8 @@ def infill_work(body: InfillRequest, max_chars: int):
             sampler=SamplerConfig(steps=s.steps, threshold=s.threshold, alg=s.alg, alg_temp=s.alg_temp,
                                   temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed),
             max_tokens=body.max_tokens, exact_length=body.exact_length, candidates=body.candidates,
-            language=body.language, repair_rounds=body.repair, search_tokens=body.search_tokens)
+            language=body.language, repair_rounds=body.repair, search_tokens=body.search_tokens,
+            lengths=LengthConfig(body.length, body.max_span))
     except DcoderError as exc:
         raise ApiError(400, str(exc)) from None
     if body.region is not None:
@@ -214,7 +217,7 @@ def infill_json(text: str, result, model: str) -> dict:
     edits = [{"start_offset": e.start, "end_offset": e.end, "start": position_of(starts, e.start),
               "end": position_of(starts, e.end), "text": e.text} for e in result.edits]
     return {"model": model, "text": result.text, "edits": edits, "forward_passes": result.forward_passes,
-            "steps": result.steps, "generated_tokens": result.generated_tokens, "parses": result.parses,
+            "steps": result.steps, "generated_tokens": result.generated_tokens, "score": result.score, "parses": result.parses,
             "repairs": result.repairs, "searched": result.searched}
 
 

@@ -269,3 +269,30 @@ def test_cli_refuses_an_open_address_without_a_token(capsys, monkeypatch):
     assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "without a token" in err
+
+
+def test_language_server_sends_its_runs_to_the_server(engine, server):
+    """With the ``server`` setting, operations run on the dcoder server: same edits as the local
+    model (greedy), previews arrive, and a stopped run comes back cancelled."""
+    from lsp import operations
+    from lsp.config import Settings
+    from lsp.documents import Document
+    from lsp.remote import RemoteEngine
+
+    settings, problems = Settings(steps=4, max_tokens=4).updated({"server": server.url, "serverToken": TOKEN})
+    assert not problems and settings.server == server.url
+    remote = RemoteEngine(settings.server, settings.server_token)
+    doc = Document("file:///x.py", "python", 1, TEXT.replace("\n", "\r\n"))
+    a = doc.text.index("a * b")
+    steps = []
+    here = operations.fill(engine, doc, [(a, a + 5)], settings, lambda step: False)
+    there = operations.fill(remote, doc, [(a, a + 5)], settings, lambda step: steps.append(step) is not None)
+    assert there == here and steps and steps[0].ranges == ((a, a + 5),)
+    assert operations.complete(remote, doc, a, settings, lambda step: False) == \
+        operations.complete(engine, doc, a, settings, lambda step: False)
+    stopped = operations.refine(remote, doc, a, a + 5, settings, False, lambda step: True)
+    assert stopped.cancelled and stopped.edits == ()
+    with pytest.raises(DcoderError, match="bearer token"):
+        operations.fill(RemoteEngine(server.url), doc, [(a, a + 5)], settings, lambda step: False)
+    _, problems = Settings().updated({"server": "file:///etc/passwd"})
+    assert problems
