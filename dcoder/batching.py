@@ -87,7 +87,11 @@ class InferenceQueue:
 
     def _loop(self) -> None:
         while (job := self._jobs.get()) is not None:
-            if job.cancelled.is_set() or not job.future.set_running_or_notify_cancel():
+            if job.cancelled.is_set() or time.monotonic() > job.deadline:
+                job.timed_out = not job.cancelled.is_set()
+                job.future.cancel()  # its client left or waited too long: not run at all
+                continue
+            if not job.future.set_running_or_notify_cancel():
                 continue
             started = time.monotonic()
             try:

@@ -25,7 +25,7 @@ from dcoder.cli import line_starts, position_of
 from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
 from dcoder.engine import Engine
 from dcoder.errors import DcoderError
-from dcoder.infill import MAX_CANDIDATES, MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
+from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
 from dcoder.spans import find_holes
 
 try:
@@ -37,7 +37,8 @@ try:
 except ImportError:
     raise DcoderError("dcoder serve needs FastAPI and uvicorn: pip install 'dcoder-diffusion[serve]'") from None
 
-MAX_STEPS, MAX_SPAN_TOKENS, MAX_RANGES = 512, 512, 64  # per request: the work one request may ask for
+# per request: the work one request may ask for (the engine's own bounds are for one user's runs)
+MAX_STEPS, MAX_SPAN_TOKENS, MAX_RANGES, MAX_BATCH = 512, 512, 16, 8
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class InfillRequest(Strict):
     sampler: Sampler = Field(default_factory=Sampler)
     max_tokens: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
     exact_length: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
-    candidates: int = Field(1, ge=1, le=MAX_CANDIDATES)
+    candidates: int = Field(1, ge=1, le=MAX_BATCH)
     length: Literal[LENGTH_MODES] = LengthConfig.mode  # type: ignore[valid-type]
     max_span: int = Field(LengthConfig.max_span, ge=1, le=MAX_SPAN_LIMIT)
     repair: int = Field(2, ge=0, le=MAX_REPAIR_ROUNDS)
@@ -158,11 +159,19 @@ def error_response(status: int, message: str, kind: str = "invalid_request_error
 
 # ---- from requests to engine calls ------------------------------------------------------------
 
+def check_document(text: str, max_chars: int, what: str = "the document") -> None:
+    if len(text) > max_chars:
+        raise ApiError(413, f"{what} has {len(text)} characters; this server takes {max_chars}", code="too_large")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # JSON allows lone surrogates ("\ud800"); no tokenizer takes them
+        raise ApiError(400, f"{what} is not valid Unicode (a lone surrogate)") from None
+
+
 def infill_work(body: InfillRequest, max_chars: int):
     """Check the request against the document; return the engine call to queue."""
     text = body.text
-    if len(text) > max_chars:
-        raise ApiError(413, f"the document has {len(text)} characters; this server takes {max_chars}", code="too_large")
+    check_document(text, max_chars)
     if body.cursor is not None and body.ranges is not None:
         raise ApiError(400, "give cursor or ranges, not both")
     if body.region is not None and body.cursor is None:
@@ -223,9 +232,7 @@ def infill_json(text: str, result, model: str) -> dict:
 
 def completion_work(body: CompletionRequest, max_chars: int):
     text = body.prompt + body.suffix
-    if len(text) > max_chars:
-        raise ApiError(413, f"prompt and suffix have {len(text)} characters; this server takes {max_chars}",
-                       code="too_large")
+    check_document(text, max_chars, "prompt + suffix")
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or ())
     if len(stops) > 4 or not all(stops):
         raise ApiError(400, "stop takes up to 4 non-empty strings")
@@ -394,18 +401,20 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
         try:
             while True:
                 done, _ = await asyncio.wait({future}, timeout=0.25)
-                if done:
+                if done or job.timed_out:
                     break
                 if await request.is_disconnected():
-                    job.cancel()
                     raise ApiError(499, "client closed the request")
+                job.timed_out = time.monotonic() > job.deadline + 1  # still queued, or stuck: give up
+            if job.timed_out:
+                raise ApiError(504, f"the run passed the server's time limit ({config.timeout_s:g} s)", "timeout")
             try:
                 result = future.result()
             except DcoderError as exc:
                 raise ApiError(400, str(exc)) from None
         finally:
             job.cancel()
-        if job.timed_out:
+        if job.timed_out:  # stopped mid-run: what it has is not a fill
             raise ApiError(504, f"the run passed the server's time limit ({config.timeout_s:g} s)", "timeout")
         return result
 
@@ -421,13 +430,13 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                         yield sse(getter.result())
                     else:
                         getter.cancel()
+                if job.timed_out:
+                    yield sse({"error": {"message": "the run passed the server's time limit", "type": "timeout"}})
+                    return
                 try:
                     result = future.result()
                 except DcoderError as exc:
                     yield sse({"error": {"message": str(exc), "type": "invalid_request_error"}})
-                    return
-                if job.timed_out:
-                    yield sse({"error": {"message": "the run passed the server's time limit", "type": "timeout"}})
                     return
                 for frame in final(result):
                     yield sse(frame)

@@ -296,3 +296,11 @@ def test_language_server_sends_its_runs_to_the_server(engine, server):
         operations.fill(RemoteEngine(server.url), doc, [(a, a + 5)], settings, lambda step: False)
     _, problems = Settings().updated({"server": "file:///etc/passwd"})
     assert problems
+
+
+def test_odd_text_and_too_much_work_are_refused(client):
+    assert_error(client.post("/v1/infill", json=fill_request(candidates=64)), 400)
+    assert_error(client.post("/v1/infill", json=fill_request(cursor=None, ranges=[[0, 0]] * 17)), 400)
+    for path, raw in (("/v1/infill", b'{"text": "x = \\ud800", "cursor": 0}'), ("/v1/completions", b'{"prompt": "\\udc00"}')):
+        assert_error(client.post(path, content=raw, headers={"content-type": "application/json"}), 400)
+    assert client.get("/health").status_code == 200
