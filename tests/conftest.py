@@ -94,6 +94,12 @@ def llada_ckpt(llada_files) -> Path:
     return llada_files
 
 
+@pytest.fixture(scope="session")
+def dreamon_ckpt(dreamon_files) -> Path:
+    pytest.importorskip("torch")
+    return dreamon_files
+
+
 @pytest.fixture()
 def sample_file(tmp_path) -> Path:
     p = tmp_path / "sample.py"
