@@ -610,6 +610,10 @@ def add_bench_parser(sub) -> None:
                    "(made and exported first)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
+    p.add_argument("--serve", metavar="URL", help="instead: load a running dcoder server (dcoder serve) with "
+                   "--requests completions of --span tokens from --clients concurrent clients; token from $DCODER_TOKEN")
+    p.add_argument("--clients", type=int, default=4, metavar="N", help="with --serve: concurrent clients (default 4)")
+    p.add_argument("--requests", type=int, default=32, metavar="N", help="with --serve: requests in all (default 32)")
     p.add_argument("--export-memory", action="store_true",
                    help="with --synthetic: only export it, and report the export's peak memory")
     p.set_defaults(func=cmd_bench)

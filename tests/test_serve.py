@@ -304,3 +304,13 @@ def test_odd_text_and_too_much_work_are_refused(client):
     for path, raw in (("/v1/infill", b'{"text": "x = \\ud800", "cursor": 0}'), ("/v1/completions", b'{"prompt": "\\udc00"}')):
         assert_error(client.post(path, content=raw, headers={"content-type": "application/json"}), 400)
     assert client.get("/health").status_code == 200
+
+
+def test_bench_serve_prints_figures(server, monkeypatch, capsys):
+    from dcoder.cli import main
+
+    monkeypatch.setenv("DCODER_TOKEN", TOKEN)
+    assert main(["bench", "--serve", server.url, "--clients", "2", "--requests", "4", "--span", "4"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["status"] == {"200": 4} and figures["latency_ms"]["p50"] > 0 and figures["requests_per_s"] > 0
+    assert main(["bench", "--serve", server.url, "--clients", "0"]) == 2
