@@ -281,8 +281,63 @@ def export_peak_rss(checkpoint: Path, out: Path, dtype: str) -> dict:
             "export_peak_rss_mib": round(peak_kib / 1024, 1), "export_seconds": round(time.perf_counter() - start, 1)}
 
 
+MAX_SERVE_CLIENTS, MAX_SERVE_REQUESTS = 64, 10_000
+
+
+def serve_bench(url: str, token: str | None, clients: int, requests: int, span: int) -> dict:
+    """``requests`` fill-in-the-middle completions sent to a running dcoder server by ``clients``
+    concurrent clients: latency percentiles, throughput and the answers' status codes."""
+    import os
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not 1 <= clients <= MAX_SERVE_CLIENTS:
+        raise DcoderError(f"--clients must be from 1 to {MAX_SERVE_CLIENTS}")
+    if not 1 <= requests <= MAX_SERVE_REQUESTS:
+        raise DcoderError(f"--requests must be from 1 to {MAX_SERVE_REQUESTS}")
+    source = inspect.getsource(json.decoder)
+    headers = {"content-type": "application/json"}
+    token = token or os.environ.get("DCODER_TOKEN")
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+
+    def one(i: int) -> tuple[int, float]:
+        cut = len(source) * (i % 7 + 1) // 8  # different cursors: different lengths, as from a team
+        body = json.dumps({"prompt": source[:cut], "suffix": source[cut:], "max_tokens": span}).encode()
+        started = time.perf_counter()
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url.rstrip("/") + "/v1/completions", body, headers),
+                                        timeout=300) as r:
+                r.read()
+                status = r.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            raise DcoderError(f"cannot reach the dcoder server {url}: {getattr(exc, 'reason', exc)}") from None
+        return status, time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(one, range(requests)))
+    wall = time.perf_counter() - started
+    ok = sorted(t for status, t in answers if status == 200)
+    codes: dict[str, int] = {}
+    for status, _ in answers:
+        codes[str(status)] = codes.get(str(status), 0) + 1
+
+    def pct(q: float) -> float | None:
+        return round(1000 * ok[min(len(ok) - 1, int(q * len(ok)))], 1) if ok else None
+
+    return {"url": url, "clients": clients, "requests": requests, "max_tokens": span, "status": codes,
+            "latency_ms": {"p50": pct(0.5), "p95": pct(0.95), "max": pct(1.0)},
+            "requests_per_s": round(len(ok) / wall, 2), "wall_s": round(wall, 2)}
+
+
 def run(args) -> dict:
     """The ``dcoder bench`` command's work (see cli.py for the options)."""
+    if args.serve:
+        return serve_bench(args.serve, None, args.clients, args.requests, args.span)
     if args.synthetic:
         if args.workdir:
             return synthetic(args, Path(args.workdir))

@@ -524,6 +524,41 @@ def add_lsp_parser(sub) -> None:
     p.set_defaults(func=cmd_lsp)
 
 
+def cmd_serve(args) -> int:
+    from dcoder.server import ServeConfig, read_token, serve
+
+    given = {"host": args.host, "port": args.port, "max_body_bytes": args.max_body, "timeout_s": args.timeout,
+             "max_document_chars": args.max_document, "queue_size": args.queue}
+    config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
+                         **{k: v for k, v in given.items() if v is not None})
+    engine = resolve_model(args.model, args.provider, args.cache_refresh)
+    name = args.name or (Path(args.model).name if args.model else "dcoder")
+    sys.stderr.write(f"dcoder: serving {engine.description} as {name!r} on http://{config.host}:{config.port}\n")
+    serve(engine, config, name)
+    return 0
+
+
+def add_serve_parser(sub) -> None:
+    # defaults live in dcoder.server.ServeConfig (not imported here: it needs the serve extra)
+    p = sub.add_parser("serve", help="serve one model over HTTP (dcoder API and OpenAI-compatible completions)")
+    p.add_argument("--model", metavar="DIR", help="exported model folder, checkpoint or pulled hub model "
+                   "(default: built-in model); fixed for the server's life")
+    p.add_argument("--name", help="the model's id in requests and /v1/models (default: the folder's name)")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1; any other needs a token)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--token-file", metavar="FILE", help="bearer token clients must send (first line of FILE; "
+                   "default: $DCODER_TOKEN, else none)")
+    p.add_argument("--max-body", type=int, metavar="BYTES", help="largest request body (default 1 MiB)")
+    p.add_argument("--max-document", type=int, metavar="CHARS", help="longest document (default 200000)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request time limit (default 60)")
+    p.add_argument("--queue", type=int, metavar="N", help="requests that may wait for the model; more get 503 "
+                   "(default 16)")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="allow browser requests from ORIGIN (repeatable; default: none)")
+    add_runtime_args(p)
+    p.set_defaults(func=cmd_serve)
+
+
 def cmd_export(args) -> int:
     from dcoder.export import export
 
@@ -594,6 +629,10 @@ def add_bench_parser(sub) -> None:
                    "(made and exported first)")
     p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
+    p.add_argument("--serve", metavar="URL", help="instead: load a running dcoder server (dcoder serve) with "
+                   "--requests completions of --span tokens from --clients concurrent clients; token from $DCODER_TOKEN")
+    p.add_argument("--clients", type=int, default=4, metavar="N", help="with --serve: concurrent clients (default 4)")
+    p.add_argument("--requests", type=int, default=32, metavar="N", help="with --serve: requests in all (default 32)")
     p.add_argument("--export-memory", action="store_true",
                    help="with --synthetic: only export it, and report the export's peak memory")
     p.set_defaults(func=cmd_bench)
@@ -630,6 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_corpus_parser(sub)
     add_lsp_parser(sub)
+    add_serve_parser(sub)
     add_export_parser(sub)
     add_pull_parser(sub)
     add_bench_parser(sub)

@@ -32,6 +32,8 @@ class Settings:
     length: str = LengthConfig.mode  # pad, expand or auto (see dcoder.config.LengthConfig)
     max_span: int = LengthConfig.max_span  # with expand: most tokens a span may grow to
     deadline: float = DEADLINE_S  # seconds a request may take before the best fill so far is used
+    server: str | None = None  # a dcoder server's URL (dcoder serve): it runs the model instead, nothing is loaded here
+    server_token: str | None = None  # its bearer token; None: $DCODER_TOKEN
 
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
@@ -88,6 +90,14 @@ def _check(name: str, value: Any) -> Any:
     if name == "model":
         if value is not None and not isinstance(value, str):
             raise DcoderError(f"setting model must be a folder path or hub name ORG/NAME, got {value!r}")
+        return value or None
+    if name == "server":
+        if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+            raise DcoderError(f"setting server must be an http:// or https:// URL, got {value!r}")
+        return value or None
+    if name == "server_token":
+        if value is not None and not isinstance(value, str):
+            raise DcoderError("setting serverToken must be a string")
         return value or None
     if name == "provider":
         if value not in PROVIDERS:

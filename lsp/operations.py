@@ -12,6 +12,9 @@ from dcoder.spans import find_holes
 from lsp.completion import CONTEXT_CHARS, tidy
 from lsp.config import Settings
 from lsp.documents import Document, EngineText
+from lsp.remote import RemoteEngine
+
+Runner = Engine | RemoteEngine  # a loaded model, or a dcoder server doing the runs
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ def _progress(view: EngineText, on_step: OnStep):
     return forward
 
 
+def _infill(engine: Runner, text: str, ranges: list[tuple[int, int]], options, on_progress, cancelled: Cancelled):
+    if isinstance(engine, RemoteEngine):  # a remote run stops when on_progress says so
+        return engine.infill(text, ranges, options, on_progress)
+    return infill(engine, text, ranges, options, on_progress, cancelled)
+
+
 def _document_edits(view: EngineText, original: str, edits: tuple[Edit, ...]) -> tuple[Edit, ...]:
     out = []
     for e in edits:
@@ -70,13 +79,13 @@ def single_line(doc: Document, at: int) -> bool:
     return inner is not None and inner.name not in BLOCK_REGIONS and "\n" not in text[inner.start:inner.end]
 
 
-def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_step: OnStep,
+def complete(engine: Runner, doc: Document, offset: int, settings: Settings, on_step: OnStep,
              cancelled: Cancelled) -> str | None:
     """Ghost text to insert at ``offset``; None when the run was stopped, '' when nothing fits."""
     view = doc.engine
     text, at = view.text, view.to_engine(offset)
-    result = infill(engine, text, [(at, at)], settings.options(doc.grammar, inline=True), _progress(view, on_step),
-                    cancelled)
+    result = _infill(engine, text, [(at, at)], settings.options(doc.grammar, inline=True), _progress(view, on_step),
+                     cancelled)
     if result.cancelled:
         return None
     before = text[max(0, at - CONTEXT_CHARS):at]
@@ -84,23 +93,26 @@ def complete(engine: Engine, doc: Document, offset: int, settings: Settings, on_
     return view.restore_eol(tidy(result.edits[0].text, before, after, single_line(doc, at)))
 
 
-def refine(engine: Engine, doc: Document, start: int, end: int, settings: Settings, keep_confident: bool,
+def refine(engine: Runner, doc: Document, start: int, end: int, settings: Settings, keep_confident: bool,
            on_step: OnStep, cancelled: Cancelled) -> Outcome:
     """Regenerate ``doc.text[start:end]``; with ``keep_confident``, only its unlikely tokens."""
     view = doc.engine
     span = (view.to_engine(start), view.to_engine(end))
     min_confidence = settings.min_confidence if keep_confident else None
-    result = engine_refine(engine, view.text, span, settings.options(doc.grammar), min_confidence,
-                           _progress(view, on_step), cancelled)
+    options, progress = settings.options(doc.grammar), _progress(view, on_step)
+    if isinstance(engine, RemoteEngine):
+        result = engine.refine(view.text, span, options, min_confidence, progress)
+    else:
+        result = engine_refine(engine, view.text, span, options, min_confidence, progress, cancelled)
     return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 
-def fill(engine: Engine, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep,
+def fill(engine: Runner, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep,
          cancelled: Cancelled) -> Outcome:
     """Replace every range with generated code, all in one run."""
     view = doc.engine
     spans = [(view.to_engine(a), view.to_engine(b)) for a, b in ranges]
-    result = infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step), cancelled)
+    result = _infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step), cancelled)
     return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 

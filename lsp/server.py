@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -28,6 +29,7 @@ from lsp.config import Settings
 from lsp.documents import Document, DocumentStore
 from lsp.jobs import CANCELLED, MODIFIED, SUPERSEDED, Job, Jobs
 from lsp.loader import Loader, ModelUnavailable
+from lsp.remote import RemoteEngine
 from lsp.positions import UTF16, PositionError
 from lsp.rpc import StrictProtocol, StrictServer, log_one_line_per_record
 from lsp.transport import serve_stdio, serve_tcp
@@ -110,7 +112,8 @@ class DcoderServer(StrictServer):
         self.protocol.notify(STATUS, {
             "state": state,
             "busy": self.jobs.busy,
-            "model": loaded.engine.description if loaded else self.settings.model,
+            "model": f"dcoder server {self.settings.server}" if self.settings.server
+            else loaded.engine.description if loaded else self.settings.model,
             "provider": loaded.provider if loaded else self.settings.provider,
             "message": failure,
         })
@@ -153,8 +156,11 @@ class DcoderServer(StrictServer):
         def run():
             if job.cancelled:
                 return None
-            engine = self.loader.engine(settings.model, settings.provider)
-            job.on_cancel = getattr(engine.backend, "interrupt", None)  # ends a long forward pass at once
+            if settings.server is not None:
+                engine = RemoteEngine(settings.server, settings.server_token or os.environ.get("DCODER_TOKEN"))
+            else:
+                engine = self.loader.engine(settings.model, settings.provider)
+            job.on_cancel = getattr(getattr(engine, "backend", None), "interrupt", None)  # ends a long forward pass at once
             try:
                 return None if job.cancelled else work(engine, settings, on_step, lambda: job.cancelled)
             except Interrupted:
