@@ -284,16 +284,20 @@ def test_language_server_sends_its_runs_to_the_server(engine, server):
     remote = RemoteEngine(settings.server, settings.server_token)
     doc = Document("file:///x.py", "python", 1, TEXT.replace("\n", "\r\n"))
     a = doc.text.index("a * b")
+
+    def never() -> bool:  # the job is not cancelled from outside here
+        return False
+
     steps = []
-    here = operations.fill(engine, doc, [(a, a + 5)], settings, lambda step: False)
-    there = operations.fill(remote, doc, [(a, a + 5)], settings, lambda step: steps.append(step) is not None)
+    here = operations.fill(engine, doc, [(a, a + 5)], settings, lambda step: False, never)
+    there = operations.fill(remote, doc, [(a, a + 5)], settings, lambda step: steps.append(step) is not None, never)
     assert there == here and steps and steps[0].ranges == ((a, a + 5),)
-    assert operations.complete(remote, doc, a, settings, lambda step: False) == \
-        operations.complete(engine, doc, a, settings, lambda step: False)
-    stopped = operations.refine(remote, doc, a, a + 5, settings, False, lambda step: True)
+    assert operations.complete(remote, doc, a, settings, lambda step: False, never) == \
+        operations.complete(engine, doc, a, settings, lambda step: False, never)
+    stopped = operations.refine(remote, doc, a, a + 5, settings, False, lambda step: True, never)
     assert stopped.cancelled and stopped.edits == ()
     with pytest.raises(DcoderError, match="bearer token"):
-        operations.fill(RemoteEngine(server.url), doc, [(a, a + 5)], settings, lambda step: False)
+        operations.fill(RemoteEngine(server.url), doc, [(a, a + 5)], settings, lambda step: False, never)
     _, problems = Settings().updated({"server": "file:///etc/passwd"})
     assert problems
 
