@@ -169,6 +169,21 @@ def reveal_mask(win: np.ndarray, rank: np.ndarray, gate: np.ndarray, config: Sam
     return passing | (win & (position_rank < counts[:, None]))
 
 
+def reveal(win: np.ndarray, b_idx: np.ndarray, w_idx: np.ndarray, chosen: np.ndarray, config: SamplerConfig,
+           rng: np.random.Generator, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(which masked positions (b_idx, w_idx) of the window this step reveals, their tokens, the
+    tokens' log-probabilities), from the log-probabilities ``chosen`` at those positions."""
+    with np.errstate(all="ignore"):  # non-finite scores are handled, not reported
+        tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
+    if config.alg_temp > 0:
+        rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)
+    rank_grid = np.full(win.shape, -np.inf)
+    rank_grid[b_idx, w_idx] = rank
+    gate_grid = np.full(win.shape, -np.inf)
+    gate_grid[b_idx, w_idx] = gate
+    return reveal_mask(win, rank_grid, gate_grid, config, step)[b_idx, w_idx], tokens, tok_logp
+
+
 def denoise(
     ids: np.ndarray,
     backend: Backend,
@@ -208,14 +223,7 @@ def denoise(
             held = suppress_rows[b_idx]
             if suppress and held.any():
                 chosen[held] = drop_tokens(chosen[held], suppress)
-            tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
-        if config.alg_temp > 0:
-            rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)
-        rank_grid = np.full(win.shape, -np.inf)
-        rank_grid[b_idx, w_idx] = rank
-        gate_grid = np.full(win.shape, -np.inf)
-        gate_grid[b_idx, w_idx] = gate
-        pick = reveal_mask(win, rank_grid, gate_grid, config, step)[b_idx, w_idx]
+        pick, tokens, tok_logp = reveal(win, b_idx, w_idx, chosen, config, rng, step)
         x[b_idx[pick], lo + w_idx[pick]] = tokens[pick]
         logprobs[b_idx[pick], lo + w_idx[pick]] = tok_logp[pick]
         revealed = np.zeros_like(masked)
@@ -383,14 +391,7 @@ def denoise_lengths(
                 chosen[~may_grow] = drop_tokens(chosen[~may_grow], (lengths.expand,))
             if not may_end.all():
                 chosen[~may_end] = drop_tokens(chosen[~may_end], lengths.removers)
-            tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
-            if config.alg_temp > 0:
-                rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)
-            rank_grid = np.full(win.shape, -np.inf)
-            rank_grid[b_idx, w_idx] = rank
-            gate_grid = np.full(win.shape, -np.inf)
-            gate_grid[b_idx, w_idx] = gate
-            pick = reveal_mask(win, rank_grid, gate_grid, config, step)[b_idx, w_idx]
+            pick, tokens, tok_logp = reveal(win, b_idx, w_idx, chosen, config, rng, step)
             for j, r in enumerate(members):
                 mine = pick & (b_idx == j)
                 picks[r] = (lo + w_idx[mine], tokens[mine], tok_logp[mine])
