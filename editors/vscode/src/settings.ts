@@ -22,6 +22,7 @@ export const SERVER_SETTINGS = [
   "minConfidence",
   "length",
   "maxSpan",
+  "deadline",
 ] as const;
 
 export type ServerSettings = Record<(typeof SERVER_SETTINGS)[number], unknown>;
