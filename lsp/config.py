@@ -77,54 +77,65 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
-def _number(name: str, value: Any, kind: type, low: float, high: float, optional: bool = False):
-    if value is None and optional:
-        return None
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
-    if not ok or not low <= value <= high:
-        raise DcoderError(f"setting {_camel(name)} must be a {kind.__name__} in [{low}, {high}], got {value!r}")
-    return kind(value)
+def _number(kind: type, low: float, high: float, optional: bool = False):
+    def check(name: str, value: Any):
+        if value is None and optional:
+            return None
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or isinstance(value, int))
+        if not ok or not low <= value <= high:
+            raise DcoderError(f"setting {_camel(name)} must be a {kind.__name__} in [{low}, {high}], got {value!r}")
+        return kind(value)
+
+    return check
+
+
+def _choice(options: tuple[str, ...]):
+    def check(name: str, value: Any):
+        if value not in options:
+            raise DcoderError(f"setting {_camel(name)} must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise DcoderError(f"setting {_camel(name)} must be true or false, got {value!r}")
+    return value
+
+
+def _text(what: str, prefixes: tuple[str, ...] = ("",)):
+    """An optional string (empty means none) starting with one of ``prefixes``."""
+    def check(name: str, value: Any):
+        if value is not None and not (isinstance(value, str) and value.startswith(prefixes)):
+            raise DcoderError(f"setting {_camel(name)} must be {what}, got {value!r}")
+        return value or None
+
+    return check
+
+
+# Each setting's check, with its bounds, declared once (the defaults are the dataclass's).
+CHECKS = {
+    "model": _text("a folder path or hub name ORG/NAME"),
+    "provider": _choice(PROVIDERS),
+    "steps": _number(int, 1, 4096),
+    "inline_steps": _number(int, 1, 4096),
+    "threshold": _number(float, 0.0, 1.0, optional=True),
+    "temperature": _number(float, 0.0, 10.0),
+    "max_tokens": _number(int, 1, 4096, optional=True),
+    "candidates": _number(int, 1, MAX_CANDIDATES),
+    "search_tokens": _number(int, 0, MAX_SEARCH_TOKENS),
+    "preview": _flag,
+    "inline_preview": _flag,
+    "min_confidence": _number(float, 0.001, 1.0),
+    "length": _choice(LENGTH_MODES),
+    "max_span": _number(int, 1, MAX_SPAN_LIMIT),
+    "deadline": _number(float, *DEADLINE_BOUNDS),
+    "server": _text("an http:// or https:// URL", ("http://", "https://")),
+    "server_token": _text("a string"),
+}
+assert set(CHECKS) == {f.name for f in fields(Settings)}, "every setting needs its check"
 
 
 def _check(name: str, value: Any) -> Any:
-    if name == "model":
-        if value is not None and not isinstance(value, str):
-            raise DcoderError(f"setting model must be a folder path or hub name ORG/NAME, got {value!r}")
-        return value or None
-    if name == "server":
-        if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-            raise DcoderError(f"setting server must be an http:// or https:// URL, got {value!r}")
-        return value or None
-    if name == "server_token":
-        if value is not None and not isinstance(value, str):
-            raise DcoderError("setting serverToken must be a string")
-        return value or None
-    if name == "provider":
-        if value not in PROVIDERS:
-            raise DcoderError(f"setting provider must be one of {', '.join(PROVIDERS)}, got {value!r}")
-        return value
-    if name == "length":
-        if value not in LENGTH_MODES:
-            raise DcoderError(f"setting length must be one of {', '.join(LENGTH_MODES)}, got {value!r}")
-        return value
-    if name == "max_span":
-        return _number(name, value, int, 1, MAX_SPAN_LIMIT)
-    if name in ("preview", "inline_preview"):
-        if not isinstance(value, bool):
-            raise DcoderError(f"setting {_camel(name)} must be true or false, got {value!r}")
-        return value
-    if name in ("steps", "inline_steps"):
-        return _number(name, value, int, 1, 4096)
-    if name == "max_tokens":
-        return _number(name, value, int, 1, 4096, optional=True)
-    if name == "candidates":
-        return _number(name, value, int, 1, MAX_CANDIDATES)
-    if name == "search_tokens":
-        return _number(name, value, int, 0, MAX_SEARCH_TOKENS)
-    if name == "threshold":
-        return _number(name, value, float, 0.0, 1.0, optional=True)
-    if name == "temperature":
-        return _number(name, value, float, 0.0, 10.0)
-    if name == "deadline":
-        return _number(name, value, float, *DEADLINE_BOUNDS)
-    return _number(name, value, float, 0.001, 1.0)  # min_confidence
+    return CHECKS[name](name, value)
