@@ -6,7 +6,6 @@ import argparse
 import difflib
 import json
 import math
-import os
 import re
 import sys
 from pathlib import Path

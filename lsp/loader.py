@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from dcoder.engine import BUILTIN_MODEL
