@@ -6,65 +6,23 @@ import argparse
 import difflib
 import json
 import math
-import re
 import sys
 from pathlib import Path
 
 from dcoder import __version__
 from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, LengthConfig, SamplerConfig
-from dcoder.engine import BUILTIN_MODEL
+from dcoder.engine.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 from dcoder.files import check_writable, read_source, write_back
+from dcoder.positions import line_starts, offset_of, parse_range, position_of
 
 EXIT_USAGE = 2
-
-
-# ---- files and positions -------------------------------------------------------------------
-
-def line_starts(text: str) -> list[int]:
-    return [0] + [m.end() for m in re.finditer("\n", text)]
-
-
-def offset_of(text: str, starts: list[int], spec: str) -> int:
-    """Character offset of a 1-based ``LINE:COLUMN`` (columns count characters)."""
-    try:
-        line_s, col_s = spec.split(":")
-        line, col = int(line_s), int(col_s)
-    except ValueError:
-        raise DcoderError(f"bad position {spec!r}: expected LINE:COLUMN, e.g. 12:5") from None
-    if not 1 <= line <= len(starts):
-        raise DcoderError(f"position {spec} is outside the file: line {line} of {len(starts)}")
-    begin = starts[line - 1]
-    end = starts[line] - 1 if line < len(starts) else len(text)
-    if end > begin and text[end - 1] == "\r":
-        end -= 1
-    if not 1 <= col <= end - begin + 1:
-        raise DcoderError(f"position {spec} is outside the file: line {line} has {end - begin} characters")
-    return begin + col - 1
-
-
-def position_of(starts: list[int], offset: int) -> dict:
-    import bisect
-
-    line = bisect.bisect_right(starts, offset) - 1
-    return {"line": line + 1, "column": offset - starts[line] + 1}
-
-
-def parse_range(text: str, spec: str) -> tuple[int, int]:
-    starts = line_starts(text)
-    if "-" not in spec:
-        raise DcoderError(f"bad range {spec!r}: expected L:C-L:C, e.g. 3:1-5:10")
-    a, b = spec.split("-", 1)
-    start, end = offset_of(text, starts, a), offset_of(text, starts, b)
-    if end < start:
-        raise DcoderError(f"bad range {spec}: it ends before it starts")
-    return start, end
 
 
 # ---- model and options ---------------------------------------------------------------------
 
 def resolve_model(arg: str | None, provider: str = "auto", cache_refresh: int = 0):
-    from dcoder.engine import load_engine
+    from dcoder.engine.load import load_engine
 
     if arg is None:
         if not (BUILTIN_MODEL / "manifest.json").exists():
@@ -261,8 +219,8 @@ def emit(args, text: str, result, model: str) -> None:
 # ---- commands ------------------------------------------------------------------------------
 
 def cmd_infill(args) -> int:
+    from dcoder.engine.spans import find_holes
     from dcoder.infill import infill
-    from dcoder.spans import find_holes
 
     text = read_source(args.file)
     if args.in_place:
@@ -346,8 +304,8 @@ def add_regions_parser(sub) -> None:
 def cmd_eval(args) -> int:
     from dataclasses import asdict
 
-    from dcoder.evaluate import BASELINES, ModelFiller, canonical_filler, check_samples, load_tasks, run
-    from dcoder.execution import Limits, Sandbox, isolation
+    from dcoder.evaluation.evaluate import BASELINES, ModelFiller, canonical_filler, check_samples, load_tasks, run
+    from dcoder.evaluation.execution import Limits, Sandbox, isolation
     from dcoder.infill import length_mode
 
     check_samples(args.samples, args.temperature)
@@ -423,7 +381,7 @@ def add_eval_parser(sub) -> None:
 def cmd_train(args) -> int:
     from dataclasses import asdict
 
-    from dcoder.train import read_train_config, train
+    from dcoder.training.train import read_train_config, train
 
     overrides = list(args.set or [])
     if args.max_steps is not None:
@@ -438,7 +396,7 @@ def cmd_train(args) -> int:
     if args.out is None:
         raise DcoderError("dcoder train needs --out DIR (where checkpoints go)")
     if args.carry_to:
-        from dcoder.train import write_carry
+        from dcoder.training.train import write_carry
 
         print(write_carry(args.out, args.carry_to))
         return 0
@@ -464,7 +422,7 @@ def add_train_parser(sub) -> None:
 
 
 def cmd_curve(args) -> int:
-    from dcoder.curve import plot, summary, table
+    from dcoder.training.curve import plot, summary, table
 
     print(table(summary(args.runs)))
     if args.png:
@@ -480,8 +438,8 @@ def add_curve_parser(sub) -> None:
 
 
 def cmd_corpus(args) -> int:
-    from dcoder import corpus_build
-    from dcoder.runtime import default_threads
+    from dcoder.engine.runtime import default_threads
+    from dcoder.training import corpus_build
 
     config = corpus_build.BuildConfig(
         Path(args.out), Path(args.packages) if args.packages else corpus_build.DEFAULT_PACKAGES,
@@ -510,7 +468,7 @@ def cmd_lsp(args) -> int:
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise DcoderError(f"bad --tcp {args.tcp!r}: expected HOST:PORT, e.g. 127.0.0.1:2087")
         tcp = (host, int(port))
-    from lsp.server import serve
+    from dcoder_lsp.server import serve
 
     return serve(tcp)
 
@@ -524,7 +482,7 @@ def add_lsp_parser(sub) -> None:
 
 
 def cmd_serve(args) -> int:
-    from dcoder.server import ServeConfig, read_token, serve
+    from dcoder.serving.server import ServeConfig, read_token, serve
 
     given = {"host": args.host, "port": args.port, "max_body_bytes": args.max_body, "timeout_s": args.timeout,
              "max_document_chars": args.max_document, "queue_size": args.queue}
@@ -538,7 +496,7 @@ def cmd_serve(args) -> int:
 
 
 def add_serve_parser(sub) -> None:
-    # defaults live in dcoder.server.ServeConfig (not imported here: it needs the serve extra)
+    # defaults live in dcoder.serving.server.ServeConfig (not imported here: it needs the serve extra)
     p = sub.add_parser("serve", help="serve one model over HTTP (dcoder API and OpenAI-compatible completions)")
     p.add_argument("--model", metavar="DIR", help="exported model folder, checkpoint or pulled hub model "
                    "(default: built-in model); fixed for the server's life")
@@ -559,7 +517,7 @@ def add_serve_parser(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from dcoder.export import export
+    from dcoder.engine.export import export
 
     out = export(args.checkpoint, args.out, args.dtype, lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
     sys.stderr.write(f"dcoder: wrote {out}\n")
@@ -576,7 +534,7 @@ def add_export_parser(sub) -> None:
 
 
 def cmd_pull(args) -> int:
-    from dcoder.hub import pull
+    from dcoder.engine.hub import pull
 
     out = pull(args.name, args.dtype, lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
     sys.stderr.write(f"dcoder: {args.name} is ready: use --model {args.name} (or the folder below)\n")
@@ -594,7 +552,7 @@ def add_pull_parser(sub) -> None:
 
 
 def cmd_bench(args) -> int:
-    from dcoder.bench import run
+    from dcoder.evaluation.bench import run
 
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise DcoderError(f"cannot write {args.json}: its folder does not exist")

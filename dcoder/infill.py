@@ -8,14 +8,13 @@ from typing import Callable
 
 import numpy as np
 
-from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LengthConfig, SamplerConfig
-from dcoder.engine import Engine
-from dcoder.errors import DcoderError
-from dcoder.sampler import GrownResult, Lengths, StepState, denoise, denoise_lengths
 from dcoder import syntax
-from dcoder.spans import Layout, Span, build_layout, default_budget, fix_length, preview_text, variant_length
-from dcoder.validity import choose
-
+from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LengthConfig, SamplerConfig
+from dcoder.engine.engine import Engine
+from dcoder.engine.sampler import GrownResult, Lengths, StepState, denoise, denoise_lengths
+from dcoder.engine.spans import Layout, Span, build_layout, default_budget, fix_length, preview_text, variant_length
+from dcoder.errors import DcoderError
+from dcoder.syntax.validity import choose
 
 # More would only cost memory (the candidates are one batch) or time, never give a better fill.
 MAX_CANDIDATES, MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS = 64, 16, 16
@@ -167,11 +166,19 @@ def _budget(engine: Engine, text: str, start: int, end: int, options: InfillOpti
     return default_budget(text, start, end, engine.tokenizer, kind)
 
 
-def _kinds(text: str, ranges: list[tuple[int, int]], options: InfillOptions) -> list[str | None]:
+def _kinds(doc: syntax.Document | None, ranges: list[tuple[int, int]], options: InfillOptions) -> list[str | None]:
     """The syntax region each range is exactly, if any (it sets the budget)."""
     sized = options.max_tokens is not None or options.exact_length is not None
-    doc = syntax.parse(text, options.language) if options.language is not None and not sized else None
-    return [doc.kind_of(a, b) if doc is not None else None for a, b in ranges]
+    return [doc.kind_of(a, b) if doc is not None and not sized else None for a, b in ranges]
+
+
+def _parsed(text: str, options: InfillOptions, doc: syntax.Document | None) -> syntax.Document | None:
+    """The request's one parse of ``text``: the caller's, or made here."""
+    if doc is not None:
+        if doc.text != text:
+            raise ValueError("the parsed document is not of the text to fill")
+        return doc
+    return syntax.parse(text, options.language) if options.language is not None else None
 
 
 def _step_callback(engine: Engine, layout: Layout, on_progress: OnProgress | None, stop: Stop):
@@ -230,8 +237,8 @@ def _denoise(engine: Engine, rows: np.ndarray, rows_fixed: np.ndarray, slots: tu
     return denoise_lengths(rows, slots, engine.backend, options.sampler, engine.tokens.mask, lengths, on_step, rows_fixed)
 
 
-def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: InfillOptions,
-         on_progress: OnProgress | None, stop: Stop, extra_passes: int = 0) -> InfillResult:
+def _run(engine: Engine, text: str, doc: syntax.Document | None, layout: Layout, ids: np.ndarray,
+         options: InfillOptions, on_progress: OnProgress | None, stop: Stop, extra_passes: int = 0) -> InfillResult:
     batch, fixed = _candidates(engine, layout, ids, options)
     lengths = _lengths(engine, options)
     first = _denoise(engine, batch, fixed, layout.slots, options, lengths,
@@ -249,7 +256,7 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
         return _denoise(engine, rows, rows_fixed, layout.slots, options, within, on_step).sample
 
     result, generated = first.sample, first.generated
-    pick = choose(engine, text, layout, result, generated, options.language, options.candidates,
+    pick = choose(engine, text, doc, layout, result, generated, options.language, options.candidates,
                   options.repair_rounds, resample, 0 if options.exact_length is not None else options.search_tokens,
                   stop, lambda: stop.reason == CANCELLED)
     edits = tuple(Edit(span.start, span.end, fill) for span, fill in zip(layout.spans, pick.fills))
@@ -269,19 +276,22 @@ def _run(engine: Engine, text: str, layout: Layout, ids: np.ndarray, options: In
 
 
 def infill(engine: Engine, text: str, ranges: list[tuple[int, int]], options: InfillOptions | None = None,
-           on_progress: OnProgress | None = None, cancelled: Callable[[], bool] | None = None) -> InfillResult:
+           on_progress: OnProgress | None = None, cancelled: Callable[[], bool] | None = None,
+           doc: syntax.Document | None = None) -> InfillResult:
     """Replace each character range [start, end) of ``text`` with generated code, all in one run.
 
     ``cancelled`` is asked throughout the run; once it returns True the run ends soon after, with
-    a result marked ``cancelled``."""
+    a result marked ``cancelled``. ``doc``: ``text`` already parsed in ``options.language``, when
+    the caller has it (else it is parsed here, once)."""
     options = options or InfillOptions()
     stop = Stop(options.deadline, cancelled)
     if not ranges:
         raise DcoderError("nothing to fill: no range, cursor or <|mask|> hole given")
-    kinds = _kinds(text, ranges, options)
+    doc = _parsed(text, options, doc)
+    kinds = _kinds(doc, ranges, options)
     spans = [Span(a, b, _budget(engine, text, a, b, options, kind)) for (a, b), kind in zip(ranges, kinds)]
     layout = _layout(engine, text, spans, options)
-    return _run(engine, text, layout, layout.ids, options, on_progress, stop)
+    return _run(engine, text, doc, layout, layout.ids, options, on_progress, stop)
 
 
 def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], groups: int = 4) -> np.ndarray:
@@ -304,7 +314,7 @@ def token_logprobs(engine: Engine, ids: np.ndarray, slot: tuple[int, int], group
 
 def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOptions | None = None,
            min_confidence: float | None = None, on_progress: OnProgress | None = None,
-           cancelled: Callable[[], bool] | None = None) -> InfillResult:
+           cancelled: Callable[[], bool] | None = None, doc: syntax.Document | None = None) -> InfillResult:
     """Regenerate ``text[start:end]`` conditioned on everything else.
 
     With ``min_confidence``, only the tokens the model finds unlikely (probability below it)
@@ -313,13 +323,13 @@ def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOpti
     options = options or InfillOptions()
     start, end = span
     if min_confidence is None:
-        return infill(engine, text, [span], options, on_progress, cancelled)
+        return infill(engine, text, [span], options, on_progress, cancelled, doc)
     if not 0 < min_confidence <= 1:
         raise DcoderError("--min-confidence must be in (0, 1]")
     stop = Stop(options.deadline, cancelled)
     original = tuple(engine.tokenizer.encode(text[start:end]))
     if not original:
-        return infill(engine, text, [span], options, on_progress, cancelled)
+        return infill(engine, text, [span], options, on_progress, cancelled, doc)
     layout = _layout(engine, text, [Span(start, end, len(original), fill=original)], options)
     slot = layout.slots[0]
     logp = token_logprobs(engine, layout.ids, slot)
@@ -328,4 +338,4 @@ def refine(engine: Engine, text: str, span: tuple[int, int], options: InfillOpti
         return InfillResult(text, (), 1, 0, False, float(logp.mean()), 0)
     ids = layout.ids.copy()
     ids[slot[0]:slot[1]][weak] = engine.tokens.mask
-    return _run(engine, text, layout, ids, options, on_progress, stop, extra_passes=1)
+    return _run(engine, text, _parsed(text, options, doc), layout, ids, options, on_progress, stop, extra_passes=1)

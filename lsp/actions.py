@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lsp.documents import Document
-from lsp.operations import holes
+from dcoder_lsp.documents import Document
+from dcoder_lsp.operations import holes
 
 REFINE_COMMAND = "dcoder.refineSelection"
 FILL_REGION_COMMAND = "dcoder.fillRegion"

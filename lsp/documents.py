@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from dcoder import syntax
-from lsp.positions import LineIndex
+from dcoder_lsp.positions import LineIndex
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 SYNTAX_LIMIT = 2_000_000  # characters; larger documents get no syntax regions (parsing is O(size))

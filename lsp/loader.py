@@ -10,8 +10,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Callable
 
-from dcoder.engine import BUILTIN_MODEL
-from dcoder.engine import Engine, load_engine
+from dcoder.engine.engine import BUILTIN_MODEL, Engine
+from dcoder.engine.load import load_engine
 from dcoder.errors import DcoderError
 
 
@@ -95,7 +95,7 @@ class Loader:
     @staticmethod
     def _folder(model: str | None) -> str:
         if model is not None:
-            from dcoder.hub import resolve
+            from dcoder.engine.hub import resolve
 
             folder = resolve(model)  # a folder, or a pulled hub model's ORG/NAME
             if not folder.is_dir():

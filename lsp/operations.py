@@ -6,13 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from dcoder.engine import Engine
-from dcoder.infill import Edit, Progress, infill, refine as engine_refine
-from dcoder.spans import find_holes
-from lsp.completion import CONTEXT_CHARS, tidy
-from lsp.config import Settings
-from lsp.documents import Document, EngineText
-from lsp.remote import RemoteEngine
+from dcoder.engine.engine import Engine
+from dcoder.engine.spans import find_holes
+from dcoder.infill import Edit, Progress, infill
+from dcoder.infill import refine as engine_refine
+from dcoder_lsp.completion import CONTEXT_CHARS, tidy
+from dcoder_lsp.config import Settings
+from dcoder_lsp.documents import Document, EngineText
+from dcoder_lsp.remote import RemoteEngine
 
 Runner = Engine | RemoteEngine  # a loaded model, or a dcoder server doing the runs
 

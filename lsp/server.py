@@ -2,7 +2,7 @@
 and commands, with live denoising previews.
 
 Handlers are thin: they turn LSP positions into document offsets and hand the work to
-``lsp.operations`` on a single inference thread, so the event loop keeps reading messages
+``dcoder_lsp.operations`` on a single inference thread, so the event loop keeps reading messages
 (cancellations, edits) while the model runs.
 """
 
@@ -24,15 +24,15 @@ from pygls.protocol.language_server import lsp_method
 from dcoder import __version__
 from dcoder.errors import DcoderError, Interrupted
 from dcoder.infill import Edit
-from lsp import actions, operations
-from lsp.config import Settings
-from lsp.documents import Document, DocumentStore
-from lsp.jobs import CANCELLED, MODIFIED, SUPERSEDED, Job, Jobs
-from lsp.loader import Loader, ModelUnavailable
-from lsp.remote import RemoteEngine
-from lsp.positions import UTF16, PositionError
-from lsp.rpc import StrictProtocol, StrictServer, log_one_line_per_record
-from lsp.transport import serve_stdio, serve_tcp
+from dcoder_lsp import actions, operations
+from dcoder_lsp.config import Settings
+from dcoder_lsp.documents import Document, DocumentStore
+from dcoder_lsp.jobs import CANCELLED, MODIFIED, SUPERSEDED, Job, Jobs
+from dcoder_lsp.loader import Loader, ModelUnavailable
+from dcoder_lsp.positions import UTF16, PositionError
+from dcoder_lsp.remote import RemoteEngine
+from dcoder_lsp.rpc import StrictProtocol, StrictServer, log_one_line_per_record
+from dcoder_lsp.transport import serve_stdio, serve_tcp
 
 log = logging.getLogger("dcoder.lsp")
 
@@ -52,7 +52,7 @@ class RequestFailed(JsonRpcException):
 
 
 class DcoderProtocol(StrictProtocol):
-    """pygls's protocol with two changes: documents are mirrored by ``lsp.documents`` (pygls's
+    """pygls's protocol with two changes: documents are mirrored by ``dcoder_lsp.documents`` (pygls's
     mirror splits lines at form feeds and U+2028 and clamps columns one short), and
     ``$/cancelRequest`` also stops jobs of requests pygls runs as generators (executeCommand)."""
 

@@ -12,7 +12,7 @@ from typing import Callable
 from pygls.io_ import run_async
 
 from dcoder.errors import DcoderError
-from lsp.rpc import StrictServer
+from dcoder_lsp.rpc import StrictServer
 
 log = logging.getLogger("dcoder.lsp")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dcoder.config import ModelConfig
-from dcoder.synthetic import SPECIAL_TOKENS, VARIABLE_LENGTH_TOKENS, train_tokenizer, write_random_checkpoint
+from dcoder.engine.model_config import ModelConfig
+from dcoder.evaluation.synthetic import SPECIAL_TOKENS, VARIABLE_LENGTH_TOKENS, train_tokenizer, write_random_checkpoint
 
 # The sample file the Python, Neovim and VS Code tests share.
 SAMPLE = (Path(__file__).parent / "data" / "sample.py").read_text(encoding="utf-8")
@@ -24,7 +24,8 @@ def tiny_config(vocab_size: int, **over) -> ModelConfig:
 
 
 def tokenizer_texts() -> list[str]:
-    import argparse, difflib
+    import argparse
+    import difflib
     return [inspect.getsource(m) for m in (argparse, difflib, json)] + [SAMPLE]
 
 
@@ -119,7 +120,7 @@ def sample_file(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory, dream_files, llada_files, dreamon_files):
     """exported("dream" | "llada" | "dreamon", dtype) -> that checkpoint's ONNX folder, exported once per session."""
-    from dcoder.export import export
+    from dcoder.engine.export import export
 
     ckpts = {"dream": dream_files, "llada": llada_files, "dreamon": dreamon_files}
     made: dict[tuple[str, str], Path] = {}

@@ -2,7 +2,7 @@
 
 The config.json keys, weight names and tokenizer files copy the released checkpoints
 (GSAI-ML/LLaDA-8B-Base, fredzzp/open-dcoder-0.5B, Salesforce/CoDA-v0-Instruct, Dream-org/DreamOn-v0-7B)
-at toy sizes. They are written here by hand, not through dcoder.families, so that a wrong mapping
+at toy sizes. They are written here by hand, not through dcoder.engine.families, so that a wrong mapping
 there shows up as a logit mismatch against transformers' own Llama / Qwen2 / Qwen3.
 """
 
@@ -30,7 +30,7 @@ FAMILIES = tuple(SPECIALS)
 def _tokenizer(family: str, texts: list[str], out: Path) -> dict[str, int]:
     from tokenizers import AddedToken, Tokenizer
 
-    from dcoder.synthetic import train_tokenizer
+    from dcoder.evaluation.synthetic import train_tokenizer
 
     path = train_tokenizer(texts, 500, out, SPECIALS[family])
     tok = Tokenizer.from_file(str(path))

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 from dcoder import cli
-from dcoder.corpus import collect
 from dcoder.errors import DcoderError
+from dcoder.training.corpus import collect
 
 HE_PROMPT = ('def rolling_total(values: list) -> list:\n'
              '    """Return the running totals of the given list of values, in order.\n'
@@ -197,8 +197,8 @@ def test_rebuild_reuses_the_wheels_and_gives_the_same_manifest(built, site, tmp_
 
 def test_train_reads_the_built_corpus(built, tmp_path):
     torch = pytest.importorskip("torch")  # noqa: F841
-    from dcoder.objective import ObjectiveConfig
-    from dcoder.train import TrainConfig, train
+    from dcoder.training.objective import ObjectiveConfig
+    from dcoder.training.train import TrainConfig, train
 
     out, digest = built
     corpus = collect(str(out), val_fraction=0.0)

@@ -12,9 +12,20 @@ import pytest
 
 from dcoder.cli import main
 from dcoder.errors import DcoderError
-from dcoder.evaluate import (Fill, Task, canonical_filler, exact_match, load_tasks, parses, pass_at_k,
-                             previous_line_filler, run, run_file, summarize)
-from dcoder.execution import Limits, Sandbox, isolation
+from dcoder.evaluation.evaluate import (
+    Fill,
+    Task,
+    canonical_filler,
+    exact_match,
+    load_tasks,
+    parses,
+    pass_at_k,
+    previous_line_filler,
+    run,
+    run_file,
+    summarize,
+)
+from dcoder.evaluation.execution import Limits, Sandbox, isolation
 
 BENCHMARKS = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks"
 HUMANEVAL = ("SingleLineInfilling", "MultiLineInfilling", "RandomSpanInfilling", "RandomSpanInfillingLight")

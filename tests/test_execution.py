@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dcoder.execution import Limits, Sandbox, run_program
+from dcoder.evaluation.execution import Limits, Sandbox, run_program
 
 QUICK = Limits(timeout=1.0)
 
@@ -107,13 +107,13 @@ def spawn(*argv, setsid=False):
 
 
 def layers() -> set[str]:
-    from dcoder.execution import isolation
+    from dcoder.evaluation.execution import isolation
 
     return set(isolation())
 
 
 def test_the_sandbox_says_how_it_contains_programs():
-    from dcoder.execution import isolation
+    from dcoder.evaluation.execution import isolation
 
     assert set(isolation()) <= {"namespaces", "landlock", "seccomp"}
     assert isolation() == isolation()  # found once
@@ -179,7 +179,7 @@ def test_where_namespaces_are_refused_the_other_layers_still_hold():
     """Run the sandbox in a user namespace that may not make another (max_user_namespaces 0)."""
     script = textwrap.dedent("""
         import json
-        from dcoder.execution import Limits, isolation, run_program
+        from dcoder.evaluation.execution import Limits, isolation, run_program
         quick = Limits(timeout=1.0)
         print(json.dumps([list(isolation())] + [run_program(s, quick).status for s in (
             "assert True\\n", "assert False\\n", "while True:\\n    pass\\n", "import os\\nos._exit(0)\\n")]))

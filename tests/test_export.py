@@ -11,12 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from dcoder import __version__  # noqa: E402
-from dcoder.checkpoint import open_checkpoint  # noqa: E402
 from dcoder.cli import main  # noqa: E402
+from dcoder.engine.checkpoint import open_checkpoint  # noqa: E402
+from dcoder.engine.export import SafetensorsFile, export  # noqa: E402
+from dcoder.engine.manifest import WEIGHTS_NAME, external_tensors  # noqa: E402
+from dcoder.engine.torch_backend import load_model  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
-from dcoder.export import SafetensorsFile, export  # noqa: E402
-from dcoder.manifest import WEIGHTS_NAME, external_tensors  # noqa: E402
-from dcoder.torch_backend import load_model  # noqa: E402
 
 CKPTS = ("dream", "llada")
 
@@ -158,7 +158,7 @@ def test_cli_export(tmp_path, llada_ckpt, capsys):
 
 @pytest.mark.parametrize("name,dtype", [("dream", "fp32"), ("llada", "fp32"), ("llada", "fp16")])
 def test_unpack_gives_the_checkpoint_back(name, dtype, exported, dream_ckpt, llada_ckpt, tmp_path):
-    from dcoder.export import unpack
+    from dcoder.engine.export import unpack
 
     original = open_checkpoint({"dream": dream_ckpt, "llada": llada_ckpt}[name])
     back = open_checkpoint(unpack(exported(name, dtype), tmp_path / "ckpt"))
@@ -183,7 +183,7 @@ def _tensors(path):
 def test_a_model_folder_exports_again(exported, tmp_path, capsys):
     """Another dtype from an fp32 folder, with the original checkpoint's source record; int8
     folders hold no exact weights to start from, nor do changed ones."""
-    from dcoder.export import unpack
+    from dcoder.engine.export import unpack
 
     folder = exported("dream")
     assert main(["export", str(folder), str(tmp_path / "int8"), "--dtype", "int8"]) == 0

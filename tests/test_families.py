@@ -17,12 +17,12 @@ pytest.importorskip("transformers")
 
 from family_layouts import FAMILIES, reference, reference_logits  # noqa: E402
 
-from dcoder.checkpoint import open_checkpoint  # noqa: E402
 from dcoder.cli import main  # noqa: E402
-from dcoder.engine import load_engine  # noqa: E402
+from dcoder.engine.checkpoint import open_checkpoint  # noqa: E402
+from dcoder.engine.export import export, unpack  # noqa: E402
+from dcoder.engine.load import load_engine  # noqa: E402
+from dcoder.engine.torch_backend import load_model  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
-from dcoder.export import export, unpack  # noqa: E402
-from dcoder.torch_backend import load_model  # noqa: E402
 
 # family -> (shifted logits, tied head, q/k bias, q/k norm)
 FACTS = {"llada": (False, False, False, False), "open-dcoder": (True, True, True, False),

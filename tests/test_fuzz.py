@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-
 from conftest import SAMPLE
 from rpc_support import StdioServer
 

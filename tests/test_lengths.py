@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from dcoder.config import LengthConfig, SamplerConfig, SpecialTokens
-from dcoder.engine import Engine
+from dcoder.engine.engine import Engine
+from dcoder.engine.sampler import Lengths, denoise, denoise_lengths
+from dcoder.engine.spans import Span, build_layout, fix_length
+from dcoder.engine.tokenizer import Tokenizer
 from dcoder.errors import DcoderError
 from dcoder.infill import InfillOptions, infill, length_mode
-from dcoder.sampler import Lengths, denoise, denoise_lengths
-from dcoder.spans import Span, build_layout, fix_length
-from dcoder.tokenizer import Tokenizer
 
 EOS, MASK, PAD, EXPAND, DELETE = 0, 1, 2, 3, 4
 V = 24
@@ -223,8 +223,8 @@ def test_length_modes_resolve_per_checkpoint(growing_tokenizer_json):
 # ---- real checkpoints and graphs ---------------------------------------------------------------
 
 def test_expand_and_delete_are_read_from_checkpoints_and_manifests(dreamon_ckpt, dream_ckpt, exported):
-    from dcoder.checkpoint import open_checkpoint
-    from dcoder.manifest import load_manifest
+    from dcoder.engine.checkpoint import open_checkpoint
+    from dcoder.engine.manifest import load_manifest
 
     tokens = open_checkpoint(dreamon_ckpt).tokens
     assert (tokens.expand, tokens.delete) == (3, 4) and tokens.can_grow
@@ -269,9 +269,10 @@ def two_holes(tokens: SpecialTokens, tok: Tokenizer):
 
 
 def test_onnx_cache_is_encoded_anew_after_every_layout_change(exported):
-    from dcoder.manifest import load_manifest
-    from dcoder.runtime import OnnxBackend, RuntimeOptions
     from test_runtime import FullRecompute
+
+    from dcoder.engine.manifest import load_manifest
+    from dcoder.engine.runtime import OnnxBackend, RuntimeOptions
 
     manifest = load_manifest(exported("dreamon"))
     tokens = manifest.tokens
@@ -295,12 +296,12 @@ def test_onnx_cache_is_encoded_anew_after_every_layout_change(exported):
 
 
 def test_torch_backend_follows_the_changing_layout(exported, dreamon_ckpt):
-    from dcoder.checkpoint import open_checkpoint
-    from dcoder.manifest import load_manifest
-    from dcoder.runtime import OnnxBackend, RuntimeOptions
+    from dcoder.engine.checkpoint import open_checkpoint
+    from dcoder.engine.manifest import load_manifest
+    from dcoder.engine.runtime import OnnxBackend, RuntimeOptions
 
     pytest.importorskip("torch")
-    from dcoder.torch_backend import TorchBackend, load_model
+    from dcoder.engine.torch_backend import TorchBackend, load_model
 
     ckpt = open_checkpoint(dreamon_ckpt)
     tokens = ckpt.tokens
@@ -319,7 +320,7 @@ def test_torch_backend_follows_the_changing_layout(exported, dreamon_ckpt):
 
 
 def test_real_model_infills_with_expand_and_delete_end_to_end(exported):
-    from dcoder.runtime import load_exported
+    from dcoder.engine.runtime import load_exported
 
     engine = load_exported(exported("dreamon"))
     text = "def f(a, b):\n    x = \n    return x\n"

@@ -14,17 +14,16 @@ import textwrap
 
 import pytest
 import pytest_lsp
+from conftest import SAMPLE
 from lsprotocol import types as t
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
+from tools.record_preview import plain
 
-from conftest import SAMPLE
-
-from dcoder.runtime import import_ort, nvidia_driver_present
-from lsp.completion import balance, drop_repeated_suffix, tidy
-from lsp.documents import Document
-from lsp.operations import single_line
-from lsp.record import plain
+from dcoder.engine.runtime import import_ort, nvidia_driver_present
+from dcoder_lsp.completion import balance, drop_repeated_suffix, tidy
+from dcoder_lsp.documents import Document
+from dcoder_lsp.operations import single_line
 
 aio = pytest.mark.asyncio(loop_scope="module")  # every async test shares the module's servers
 
@@ -38,7 +37,7 @@ CONTENT_MODIFIED, REQUEST_CANCELLED, SERVER_CANCELLED, INVALID_PARAMS = -32801, 
 # ---- a small client-side model of the editor -----------------------------------------------
 
 def offset_of(text: str, line: int, col: int, encoding: str = "utf-16") -> int:
-    """Independent of lsp.positions: lines split at \\r\\n, \\r, \\n; columns in code units."""
+    """Independent of dcoder_lsp.positions: lines split at \\r\\n, \\r, \\n; columns in code units."""
     starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
     start = starts[line]
     end = re.compile(r"\r\n|\r|\n").search(text, start)
@@ -587,7 +586,7 @@ async def test_crlf_documents_keep_their_line_endings(client: LanguageClient):
 # ---- configuration -------------------------------------------------------------------------
 
 def test_search_tokens_setting_reaches_refine_and_fill_not_inline():
-    from lsp.config import Settings
+    from dcoder_lsp.config import Settings
 
     settings, problems = Settings().updated({"dcoder": {"searchTokens": 5}})
     assert problems == [] and settings.options("python").search_tokens == 5
@@ -597,7 +596,7 @@ def test_search_tokens_setting_reaches_refine_and_fill_not_inline():
 
 
 def test_deadline_setting_has_the_command_lines_bounds():
-    from lsp.config import Settings
+    from dcoder_lsp.config import Settings
 
     settings, problems = Settings().updated({"deadline": 42})
     assert problems == [] and settings.options("python").deadline == 42.0
@@ -786,11 +785,11 @@ def test_tcp_transport():
 def test_server_path_never_imports_torch(model):
     script = textwrap.dedent(f"""
         import sys
-        from lsp.server import create_server
-        from lsp.loader import Loader
-        from lsp.config import Settings
-        from lsp.documents import Document
-        from lsp import operations
+        from dcoder_lsp.server import create_server
+        from dcoder_lsp.loader import Loader
+        from dcoder_lsp.config import Settings
+        from dcoder_lsp.documents import Document
+        from dcoder_lsp import operations
         create_server()
         engine = Loader(lambda level, message: None).engine({model!r}, "cpu")
         doc = Document("file:///x.py", "python", 1, {CODE!r})

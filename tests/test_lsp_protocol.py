@@ -5,7 +5,6 @@ documents, edits or progress."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import SAMPLE
 from rpc_support import StdioServer, TcpServer
 

@@ -5,8 +5,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from dcoder.checkpoint import open_checkpoint  # noqa: E402
-from dcoder.torch_backend import load_model, load_state_dict  # noqa: E402
+from dcoder.engine.checkpoint import open_checkpoint  # noqa: E402
+from dcoder.engine.torch_backend import load_model, load_state_dict  # noqa: E402
 
 
 def reference_model(ckpt):

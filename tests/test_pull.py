@@ -46,7 +46,7 @@ def models(env):
 def dcoder(env, *args, patch: str = ""):
     """The real command in a fresh process (huggingface_hub reads its variables at import);
     ``patch`` runs first, to shrink this machine's disk or memory."""
-    code = f"import sys, dcoder.hub as hub\n{patch}\nfrom dcoder.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = f"import sys, dcoder.engine.hub as hub\n{patch}\nfrom dcoder.cli import main\nsys.exit(main(sys.argv[1:]))"
     return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
                           env=env, timeout=300)
 
@@ -90,7 +90,7 @@ def test_pull_exports_and_the_name_works_everywhere(hub, env, family_ckpt, sampl
     assert json.loads(r.stdout)["model"].startswith("fredzzp--open-dcoder-0.5B--main")
     # ... and in the language server
     monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
-    from lsp.loader import Loader
+    from dcoder_lsp.loader import Loader
 
     engine = Loader(lambda level, msg: None).engine(OPEN_DCODER, "cpu")
     assert engine.shift and engine.tokens.mask == manifest["special_tokens"]["mask"]
@@ -106,7 +106,7 @@ def test_a_name_not_pulled_says_which_command_pulls_it(env, sample_file, monkeyp
     r = dcoder(env, "infill", sample_file, "--at", "3:12", "--model", "org/never-pulled@v2")
     one_line_error(r, "run `dcoder pull org/never-pulled@v2`")
     monkeypatch.setenv("XDG_CACHE_HOME", env["XDG_CACHE_HOME"])
-    from lsp.loader import Loader, ModelUnavailable
+    from dcoder_lsp.loader import Loader, ModelUnavailable
 
     with pytest.raises(ModelUnavailable, match="dcoder pull org/never-pulled"):
         Loader(lambda level, msg: None).engine("org/never-pulled", "cpu")
@@ -240,7 +240,7 @@ def test_offline_pull_exports_from_the_hub_cache(hub, env, family_ckpt):
 def test_an_interrupted_export_leaves_nothing_and_the_next_pull_starts_clean(hub, env, family_ckpt):
     hub.add(OPEN_DCODER, family_ckpt("open-dcoder"))
     r = dcoder(env, "pull", OPEN_DCODER,
-               patch="import dcoder.export as e\ndef stop(*a, **k): raise KeyboardInterrupt\ne.build_graph = stop")
+               patch="import dcoder.engine.export as e\ndef stop(*a, **k): raise KeyboardInterrupt\ne.build_graph = stop")
     assert r.returncode == 130 and "interrupted" in r.stderr
     assert leftovers(env) == []
     # an export killed outright leaves its staging folder: the next pull clears it
@@ -252,7 +252,7 @@ def test_an_interrupted_export_leaves_nothing_and_the_next_pull_starts_clean(hub
 
 
 def test_resolve_keeps_paths_and_refuses_unpulled_names(tmp_path, monkeypatch):
-    from dcoder.hub import parse_name, resolve
+    from dcoder.engine.hub import parse_name, resolve
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     (tmp_path / "org" / "local").mkdir(parents=True)

@@ -1,13 +1,16 @@
-"""``python -m lsp.record``: the preview recording comes from the real server's notifications."""
+"""``tests/tools/record_preview.py``: the preview recording comes from the real server's notifications."""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+TOOL = Path(__file__).parent / "tools" / "record_preview.py"
 
 
 def test_record_writes_an_asciinema_cast_of_the_preview(tmp_path):
     out = tmp_path / "preview.cast"
-    proc = subprocess.run([sys.executable, "-m", "lsp.record", str(out), "--steps", "4"],
+    proc = subprocess.run([sys.executable, str(TOOL), str(out), "--steps", "4"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     header, *events = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

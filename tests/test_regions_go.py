@@ -1,13 +1,14 @@
 """Go syntax regions (grammars/go/regions.scm) on real code with real tree-sitter."""
 
-from functools import partial
 import re
 import textwrap
+from functools import partial
 
 import pytest
+from regions_support import assert_nested, at, crlf_copy, expansions
+from regions_support import named as named_in
 
 from dcoder import syntax
-from regions_support import at, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "go"
 named = partial(named_in, language=LANG)

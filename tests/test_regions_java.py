@@ -2,13 +2,14 @@
 regions, innermost-first order, monotone expansion, zero-width insides of empty brackets, CRLF
 offsets and parse errors."""
 
-from functools import partial
 import textwrap
+from functools import partial
 
 import pytest
+from regions_support import assert_nested, at, between, crlf_copy, expansions
+from regions_support import named as named_in
 
 from dcoder import syntax
-from regions_support import at, between, named as named_in, expansions, assert_nested, crlf_copy
 
 LANG = "java"
 named = partial(named_in, language=LANG)

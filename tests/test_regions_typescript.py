@@ -4,9 +4,10 @@ real tree-sitter (tree-sitter-language-pack)."""
 from functools import partial
 
 import pytest
+from regions_support import assert_nested, at, crlf_copy, expansions
+from regions_support import named as named_in
 
 from dcoder import syntax
-from regions_support import at, named as named_in, expansions, assert_nested, crlf_copy
 
 named = partial(named_in, language="typescript")
 

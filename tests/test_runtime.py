@@ -13,12 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from dcoder.checkpoint import open_checkpoint
 from dcoder.config import SamplerConfig
+from dcoder.engine.checkpoint import open_checkpoint
+from dcoder.engine.manifest import load_manifest, sha256_file
+from dcoder.engine.runtime import OnnxBackend, RuntimeOptions, load_exported, nvidia_driver_present
+from dcoder.engine.sampler import denoise, log_softmax, shifted_window
 from dcoder.errors import DcoderError
-from dcoder.runtime import OnnxBackend, RuntimeOptions, load_exported, nvidia_driver_present
-from dcoder.manifest import load_manifest, sha256_file
-from dcoder.sampler import denoise, log_softmax, shifted_window
 
 torch = pytest.importorskip("torch")
 
@@ -91,7 +91,7 @@ def test_refresh_every_pass_gives_the_full_recompute_result(name, exported):
 
 @pytest.mark.parametrize("name", CKPTS)
 def test_sampler_runs_unchanged_on_onnx_and_torch(name, exported, dream_ckpt, llada_ckpt):
-    from dcoder.torch_backend import TorchBackend, load_model
+    from dcoder.engine.torch_backend import TorchBackend, load_model
 
     ckpt = open_checkpoint({"dream": dream_ckpt, "llada": llada_ckpt}[name])
     torch_backend = TorchBackend(load_model(ckpt), ckpt.config.shift_logits)
@@ -152,11 +152,11 @@ def test_a_cuda_provider_that_does_not_load_falls_back_quietly_or_says_what_to_i
     on the CPU without a word, an explicit request gets one line naming what to install."""
     import onnxruntime as ort
 
-    import dcoder.runtime
+    import dcoder.engine.runtime
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         pytest.skip("this onnxruntime has no CUDA provider")
-    monkeypatch.setattr(dcoder.runtime, "nvidia_driver_present", lambda: True)
+    monkeypatch.setattr(dcoder.engine.runtime, "nvidia_driver_present", lambda: True)
     assert load_exported(exported("dream")).backend.provider == "CPUExecutionProvider"
     version = ort.capi.build_and_package_info.cuda_version
     with pytest.raises(DcoderError, match=rf"provider cuda failed to load .*CUDA {re.escape(version)} .*dcoder-diffusion\[cuda\]") as err:
@@ -346,18 +346,18 @@ def test_full_pass_gflop_counts_every_matrix_product(monkeypatch):
     """The count against PyTorch's own, with attention written out so that its products count too."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    import dcoder.model
-    from dcoder.bench import full_pass_gflop
-    from dcoder.config import ModelConfig
+    import dcoder.engine.model
+    from dcoder.engine.model_config import ModelConfig
+    from dcoder.evaluation.bench import full_pass_gflop
 
     def math_attention(q, k, v, is_causal=False):
         weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
         return weights @ v
 
-    monkeypatch.setattr(dcoder.model.F, "scaled_dot_product_attention", math_attention)
+    monkeypatch.setattr(dcoder.engine.model.F, "scaled_dot_product_attention", math_attention)
     cfg = ModelConfig(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2)
-    model = dcoder.model.DiffusionLM(cfg).eval()
+    model = dcoder.engine.model.DiffusionLM(cfg).eval()
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         model(torch.randint(0, 300, (1, 50)))
     assert full_pass_gflop(cfg, 50) * 1e9 == pytest.approx(counter.get_total_flops())

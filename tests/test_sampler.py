@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dcoder.config import SamplerConfig
+from dcoder.engine.sampler import denoise, filter_logits, shifted_window
 from dcoder.errors import DcoderError
-from dcoder.sampler import denoise, filter_logits, shifted_window
 
 MASK = 9
 V = 10

@@ -14,9 +14,9 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from dcoder.engine import load_engine  # noqa: E402
+from dcoder.engine.load import load_engine  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
-from dcoder.server import ServeConfig, create_app  # noqa: E402
+from dcoder.serving.server import ServeConfig, create_app  # noqa: E402
 
 TOKEN = "test-token-0123456789"
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
@@ -274,10 +274,10 @@ def test_cli_refuses_an_open_address_without_a_token(capsys, monkeypatch):
 def test_language_server_sends_its_runs_to_the_server(engine, server):
     """With the ``server`` setting, operations run on the dcoder server: same edits as the local
     model (greedy), previews arrive, and a stopped run comes back cancelled."""
-    from lsp import operations
-    from lsp.config import Settings
-    from lsp.documents import Document
-    from lsp.remote import RemoteEngine
+    from dcoder_lsp import operations
+    from dcoder_lsp.config import Settings
+    from dcoder_lsp.documents import Document
+    from dcoder_lsp.remote import RemoteEngine
 
     settings, problems = Settings(steps=4, max_tokens=4).updated({"server": server.url, "serverToken": TOKEN})
     assert not problems and settings.server == server.url

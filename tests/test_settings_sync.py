@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from dcoder.errors import DcoderError
-from lsp.config import Settings, _camel, _check
+from dcoder_lsp.config import Settings, _camel, _check
 
 VSCODE = Path(__file__).resolve().parents[1] / "editors" / "vscode"
 PROPERTIES = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))["contributes"]["configuration"]["properties"]

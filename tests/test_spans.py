@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from dcoder.checkpoint import open_checkpoint
 from dcoder.config import SamplerConfig
-from dcoder.engine import Engine
+from dcoder.engine.checkpoint import open_checkpoint
+from dcoder.engine.engine import Engine
+from dcoder.engine.spans import Span, build_layout, default_budget, find_holes, preview_text, span_text
 from dcoder.errors import DcoderError
 from dcoder.infill import InfillOptions, apply_edits, infill, refine
-from dcoder.spans import Span, build_layout, default_budget, find_holes, preview_text, span_text
 
 
 @pytest.fixture(scope="module")

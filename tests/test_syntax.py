@@ -8,13 +8,12 @@ import textwrap
 
 import numpy as np
 import pytest
+from regions_support import at, expansions
 
 from dcoder import syntax
-from dcoder.indent import fit, line_ending, reindent, trim_blank_tail
-from dcoder.masking import SpanMix, sample_spans
-from dcoder.sampler import SampleResult
-from dcoder.spans import Span, bucket, build_layout, default_budget
-from regions_support import at, expansions
+from dcoder.engine.sampler import SampleResult
+from dcoder.engine.spans import Span, bucket, build_layout, default_budget
+from dcoder.syntax.indent import fit, line_ending, reindent, trim_blank_tail
 
 CODE = textwrap.dedent('''\
     import os
@@ -193,7 +192,7 @@ def test_introduced_problems_ignore_errors_the_file_already_had():
 
 @pytest.fixture(scope="module")
 def engine(dream_ckpt):
-    from dcoder.engine import load_engine
+    from dcoder.engine.load import load_engine
 
     return load_engine(dream_ckpt)
 
@@ -227,33 +226,33 @@ def _no_resample(rows, fixed):
 
 
 def test_the_best_scoring_parsing_candidate_wins(engine):
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "y = f(a, )\n"
     layout, generated = _setup(engine, text, 9, 9)
     rows = _rows(engine, layout, ["b +", "b", "c"])
-    pick = choose(engine, text, layout, _result(rows, [-0.1, -2.0, -1.0]), np.repeat(generated, 3, 0),
-                  "python", 3, 0, _no_resample)
+    pick = choose(engine, text, syntax.parse(text, "python"), layout, _result(rows, [-0.1, -2.0, -1.0]),
+                  np.repeat(generated, 3, 0), "python", 3, 0, _no_resample)
     assert pick.parses is True and pick.fills == ("c",) and pick.repairs == 0
 
 
 def test_nothing_parses_returns_the_least_broken_flagged(engine):
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "y = f(a, )\n"
     layout, generated = _setup(engine, text, 9, 9)
     rows = _rows(engine, layout, ["b +", "((("])
-    pick = choose(engine, text, layout, _result(rows, [-3.0, -0.5]), np.repeat(generated, 2, 0),
-                  "python", 2, 0, _no_resample)
+    pick = choose(engine, text, syntax.parse(text, "python"), layout, _result(rows, [-3.0, -0.5]),
+                  np.repeat(generated, 2, 0), "python", 2, 0, _no_resample)
     assert pick.parses is False and pick.fills in {("b +",), ("(((",)}
-    unchecked = choose(engine, text, layout, _result(rows, [-3.0, -0.5]), np.repeat(generated, 2, 0),
+    unchecked = choose(engine, text, None, layout, _result(rows, [-3.0, -0.5]), np.repeat(generated, 2, 0),
                        None, 2, 0, _no_resample)
     assert unchecked.parses is None and unchecked.fills == ("(((",)  # no language: best score only
 
 
 def test_repair_remasks_only_the_broken_node(engine):
     """A planted broken fill: the re-mask round sees masks on its broken tail, not on the good head."""
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "values = [\n    first,\n]\nz = 1\n"
     start = at(text, "first")
@@ -267,7 +266,8 @@ def test_repair_remasks_only_the_broken_node(engine):
         out = np.where(batch == engine.tokens.mask, engine.tokens.span_pad, batch)
         return SampleResult(out, np.zeros(out.shape, dtype=np.float32), 2, 2, False)
 
-    pick = choose(engine, text, layout, _result(rows, [-0.5]), generated, "python", 1, 2, resample)
+    pick = choose(engine, text, syntax.parse(text, "python"), layout, _result(rows, [-0.5]), generated, "python", 1, 2,
+                  resample)
     assert pick.parses is True and pick.repairs == 1 and pick.forward_passes == 2
     assert pick.fills[0].startswith("alpha, beta, gamma") and ")" not in pick.fills[0]
     a, b = layout.slots[0]
@@ -277,7 +277,7 @@ def test_repair_remasks_only_the_broken_node(engine):
 
 def test_an_empty_fill_that_leaves_the_hole_broken_is_redone_at_a_fixed_length(engine):
     """``if <hole>:`` does not parse; an empty fill leaves it so and must not pass for valid."""
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "def f(x):\n    if :\n        return 1\n"
     hole = at(text, "if ") + 3
@@ -291,7 +291,7 @@ def test_an_empty_fill_that_leaves_the_hole_broken_is_redone_at_a_fixed_length(e
         out = np.where(batch == engine.tokens.mask, x, batch)
         return SampleResult(out, np.zeros(out.shape, dtype=np.float32), 3, 3, False)
 
-    pick = choose(engine, text, layout, _result(rows, [-0.1]), generated, "python", 1, 2, resample)
+    pick = choose(engine, text, syntax.parse(text, "python"), layout, _result(rows, [-0.1]), generated, "python", 1, 2, resample)
     a, b = layout.slots[0]
     batch, fixed = seen[0]
     length = (batch[0, a:b] == engine.tokens.mask).sum()
@@ -319,7 +319,7 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
     """The model's favourites ``)`` and ``.`` break ``if <hole>:``; the search passes them over."""
     from dataclasses import replace
 
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "def f(x):\n    if :\n        return 1\n"
     hole = at(text, "if ") + 3
@@ -329,13 +329,13 @@ def test_constrained_search_takes_the_likeliest_token_that_parses(engine):
     ranked = _Ranked(engine.vocab_size, {tok[")"][0]: -0.1, tok["."][0]: -0.2, tok["x"][0]: -1.0})
     guided = replace(engine, backend=ranked)
     empty = _rows(engine, layout, [""])
-    pick = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample,
+    pick = choose(guided, text, syntax.parse(text, "python"), layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample,
                   search_tokens=2)
     assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == ("x",)
     assert pick.score == pytest.approx(-1.0)
     assert pick.forward_passes == 1 == len(ranked.calls)  # the 1-token search runs first: one pass per position
     assert set(ranked.calls) == {12}  # one batch size throughout, so the context cache is reused
-    off = choose(guided, text, layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
+    off = choose(guided, text, syntax.parse(text, "python"), layout, _result(empty, [-0.1]), generated, "python", 1, 0, _no_resample)
     assert off.parses is False and not off.searched and off.fills == ("",)
 
 
@@ -351,13 +351,13 @@ def test_constrained_search_reaches_structure_the_model_does_not_rank(engine, te
     import re
     from dataclasses import replace
 
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     hole = at(text, before) + len(before)
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
     ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
-    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, [""]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=depth)
     assert pick.parses is True and pick.searched and re.fullmatch(want, pick.fills[0].strip())
 
@@ -381,7 +381,7 @@ def test_constrained_search_closes_the_string_the_hole_was_cut_in(engine):
     the string's closing quotes must stay in the search though the model ranks them nowhere."""
     from dataclasses import replace
 
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = ('class A:\n    def f(self):\n        """Doc    if x:\n            return 1\n\n'
             '    def g(self):\n        """Other."""\n')
@@ -389,7 +389,7 @@ def test_constrained_search_closes_the_string_the_hole_was_cut_in(engine):
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x", "\n")}
     ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3, tok["\n"]: -0.4})
-    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, [""]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=2)
     assert pick.parses is True and pick.searched and pick.fills[0].startswith('"""')
 
@@ -399,7 +399,7 @@ def test_constrained_search_never_comments_out_the_code_after_the_hole(engine):
     from dataclasses import replace
 
     from dcoder import syntax
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "name = get, None)\nz = 1\n"
     hole = at(text, "get") + 3
@@ -407,7 +407,7 @@ def test_constrained_search_never_comments_out_the_code_after_the_hole(engine):
     assert not syntax.parse(text[:hole] + "  # ok\n" + text[hole:], "python").comments_past(hole, hole + 7)
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode("#")[0]: -0.1})
-    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, [""]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=2)
     assert "#" not in pick.fills[0]
 
@@ -438,7 +438,7 @@ def test_a_fill_that_leaves_the_file_broken_past_its_lines_is_searched(engine, t
     from dataclasses import replace
 
     from dcoder import syntax
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     hole = at(text, after) + len(after)
     doc = syntax.parse(text, "python")
@@ -446,11 +446,11 @@ def test_a_fill_that_leaves_the_file_broken_past_its_lines_is_searched(engine, t
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode(s)[0]: -0.1 * (k + 1) for k, s in enumerate(liked)})
     empty = _result(_rows(engine, layout, [""]), [-0.1])
-    pick = choose(replace(engine, backend=ranked), text, layout, empty, generated, "python", 1, 2,
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, empty, generated, "python", 1, 2,
                   _no_resample, search_tokens=2)
     assert pick.parses is True and pick.searched and pick.repairs == 0 and pick.fills == (want,)
     assert not syntax.parse(text[:hole] + want + text[hole:], "python").problems()
-    off = choose(engine, text, layout, empty, generated, "python", 1, 2, _no_resample)
+    off = choose(engine, text, syntax.parse(text, "python"), layout, empty, generated, "python", 1, 2, _no_resample)
     assert off.parses is True and not off.searched and off.fills == ("",)  # no search: kept as valid
 
 
@@ -459,13 +459,13 @@ def test_a_valid_fill_in_a_file_broken_elsewhere_is_kept(engine):
     short one that only shrinks the error."""
     from dataclasses import replace
 
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "def f(x):\n    y = \n    return y\n\n\nz = [1, 2\n"
     hole = at(text, "y = ") + 4
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode("[")[0]: -0.1})
-    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, ["x * 2"]), [-1.0]),
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, ["x * 2"]), [-1.0]),
                   generated, "python", 1, 2, _no_resample, search_tokens=2)
     assert pick.parses is True and pick.searched and pick.fills == ("x * 2",) and pick.score == pytest.approx(-1.0)
 
@@ -506,14 +506,14 @@ def test_exact_length_turns_the_constrained_search_off(engine):
 def test_constrained_search_gives_up_flagged_when_nothing_parses(engine):
     from dataclasses import replace
 
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "def f(x):\n    if :\n        return 1\n"
     hole = at(text, "if ") + 3
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     only = _Ranked(engine.vocab_size, {engine.tokenizer.encode(")")[0]: -0.1})
     only.logp[:] = np.where(only.logp == -20.0, -np.inf, only.logp)  # nothing else is possible
-    pick = choose(replace(engine, backend=only), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+    pick = choose(replace(engine, backend=only), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, [""]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=1)
     assert pick.parses is False and pick.searched and pick.fills == ("",)
 
@@ -522,13 +522,13 @@ def test_constrained_search_leaves_a_long_selection_alone(engine):
     """A broken rewrite of a whole body is not swapped for a short fill that happens to parse."""
     from dataclasses import replace
 
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = "def f(x):\n    y = x * 2 + 1\n    return y\n"
     start, end = at(text, "y = x"), at(text, "return y") + len("return y")
     layout, generated = _setup(engine, text, start, end, budget=16)
     ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode("x")[0]: -0.1})
-    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, ["(("]), [-0.1]),
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, ["(("]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=3)
     assert pick.parses is False and not pick.searched and pick.fills == ("((",) and ranked.calls == []
 
@@ -553,10 +553,11 @@ def test_greedy_repair_rounds_denoise_identical_rows_once(engine, temperature, r
 
 def test_a_query_file_with_an_unknown_capture_name_is_a_clear_error(tmp_path, monkeypatch):
     from dcoder.errors import DcoderError
+    from dcoder.syntax import languages
 
     (tmp_path / "javascript").mkdir()
     (tmp_path / "javascript" / "regions.scm").write_text("(function_declaration body: (_) @function.body)\n")
-    monkeypatch.setattr(syntax, "GRAMMAR_DIRS", (tmp_path,))
+    monkeypatch.setattr(languages, "GRAMMAR_DIRS", (tmp_path,))
     syntax.grammar.cache_clear()
     try:
         with pytest.raises(DcoderError, match=r"regions.scm: unknown capture name\(s\) function.body"):
@@ -680,27 +681,24 @@ def test_region_kind_sets_the_budget(engine):
 
 # ---- training spans ----------------------------------------------------------------------------
 
-def test_training_spans_are_in_bounds_mixed_and_seeded():
-    doc = syntax.parse(CODE, "python")
-    regions = {(r.start, r.end) for r in doc.regions()}
-    lines = [0] + [i + 1 for i, ch in enumerate(CODE) if ch == "\n"]
-    kinds = {"syntax": 0, "line": 0, "other": 0}
+def test_training_spans_are_in_bounds_seeded_and_syntax_spans_are_regions():
+    from dcoder.training.objective import MAX_CHAR_SPAN, SyntaxSpans, char_span, line_span
+
+    regions = {(r.start, r.end) for r in syntax.parse(CODE, "python").regions()}
+    spans = SyntaxSpans([CODE, "no python here (\n"], max_chars=2000)
+    kinds = set()
     for seed in range(40):
-        spans = sample_spans(CODE, np.random.default_rng(seed), "python", count=3)
-        assert spans == sample_spans(CODE, np.random.default_rng(seed), "python", count=3)
-        assert spans == sorted(spans) and len(spans) == 3
-        assert all(0 <= a <= b <= len(CODE) for a, b in spans)
-        assert all(b1 <= a2 for (_, b1), (a2, _) in zip(spans, spans[1:]))
-        for a, b in spans:
-            if (a, b) in regions:
-                kinds["syntax"] += 1
-            elif a in lines and (b == len(CODE) or CODE[b] == "\n"):
-                kinds["line"] += 1
-            else:
-                kinds["other"] += 1
-    assert min(kinds.values()) > 5, kinds
-    no_syntax = sample_spans(CODE, np.random.default_rng(0), None, count=20, mix=SpanMix(syntax=1.0))
-    assert no_syntax and all(0 <= a <= b <= len(CODE) for a, b in no_syntax)
+        draw = [f(CODE, np.random.default_rng(seed)) for f in (char_span, line_span)]
+        assert draw == [f(CODE, np.random.default_rng(seed)) for f in (char_span, line_span)]
+        (a, b), (c, d) = draw
+        assert 0 <= a < b <= len(CODE) and b - a <= MAX_CHAR_SPAN
+        assert 0 <= c < d <= len(CODE) and CODE[c:d].strip() and (c == 0 or CODE[c - 1] in "\n \t")
+        region = spans(0, np.random.default_rng(seed))
+        assert region in regions
+        kinds.add(next(r.name for r in syntax.parse(CODE, "python").regions() if (r.start, r.end) == region))
+    assert len(kinds) > 3  # kind first, then a region of it: small regions do not crowd out the rest
+    broken = spans(1, np.random.default_rng(0))
+    assert broken is None or broken[1] <= len("no python here (\n")
 
 
 # ---- command line ------------------------------------------------------------------------------
@@ -815,7 +813,7 @@ def test_candidates_in_a_large_file_are_parsed_in_an_excerpt(engine, monkeypatch
     excerpt around the hole, and only the fill chosen in the whole file."""
     from dataclasses import replace
 
-    from dcoder.validity import WINDOW, choose
+    from dcoder.syntax.validity import WINDOW, choose
 
     small = "for a  b:\n    pass\n"
     text = FAR + small + (FAR if where == "middle" else "")
@@ -824,7 +822,7 @@ def test_candidates_in_a_large_file_are_parsed_in_an_excerpt(engine, monkeypatch
     tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
     ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
     sizes = _parsed_sizes(monkeypatch)
-    pick = choose(replace(engine, backend=ranked), text, layout, _result(_rows(engine, layout, [""]), [-0.1]),
+    pick = choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, [""]), [-0.1]),
                   generated, "python", 1, 0, _no_resample, search_tokens=2)
     assert pick.parses is True and pick.searched and pick.fills[0].strip() == "in"
     assert len(sizes) > 50 and all(n <= WINDOW + 100 for n in sizes if n < len(text) - 100)  # + the fill
@@ -834,14 +832,14 @@ def test_candidates_in_a_large_file_are_parsed_in_an_excerpt(engine, monkeypatch
 def test_a_fill_valid_in_its_excerpt_that_breaks_the_file_is_flagged(engine, monkeypatch):
     """The whole file has the last word: here an excerpt cut inside a list takes ``x = 3`` for a
     statement, which it is not in the list."""
-    from dcoder.validity import choose
+    from dcoder.syntax.validity import choose
 
     text = FAR + "y = [\n    1,\n    \n]\n" + FAR
     hole = at(text, "1,\n    ") + len("1,\n    ")
     cut = (at(text, "    1,"), hole + 1)
     monkeypatch.setattr(syntax.Document, "excerpt", lambda self, ranges, size: [cut])
     layout, generated = _setup(engine, text, hole, hole, budget=16)
-    pick = choose(engine, text, layout, _result(_rows(engine, layout, ["x = 3"]), [-0.1]), generated, "python", 1, 0,
+    pick = choose(engine, text, syntax.parse(text, "python"), layout, _result(_rows(engine, layout, ["x = 3"]), [-0.1]), generated, "python", 1, 0,
                   _no_resample)
     assert pick.fills == ("x = 3",) and pick.parses is False
 
@@ -869,7 +867,7 @@ def test_a_search_that_must_stop_stops_at_once(engine, monkeypatch):
     ``stop`` says so, and the best fill found by then comes back."""
     from dataclasses import replace
 
-    from dcoder import validity
+    from dcoder.syntax import validity
 
     text = "def f(x):\n    \n    rn x\n"
     hole = at(text, "    \n    ") + len("    \n    ")
@@ -883,7 +881,7 @@ def test_a_search_that_must_stop_stops_at_once(engine, monkeypatch):
         return candidate(self, *args)
 
     monkeypatch.setattr(validity._Checker, "candidate", counted)
-    run = lambda stop: validity.choose(replace(engine, backend=ranked), text, layout,  # noqa: E731
+    run = lambda stop: validity.choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout,  # noqa: E731
                                        _result(_rows(engine, layout, [""]), [-0.1]), generated, "python", 1, 0,
                                        _no_resample, search_tokens=4, stop=stop)
     whole = run(lambda: False)
@@ -900,9 +898,10 @@ def test_infill_returns_the_best_fill_so_far_at_the_deadline(engine, monkeypatch
     model is still denoising leaves no fill: one clear error."""
     from dataclasses import replace
 
-    from dcoder import infill as infill_module, validity
+    from dcoder import infill as infill_module
     from dcoder.config import SamplerConfig
     from dcoder.infill import DeadlinePassed, InfillOptions, infill
+    from dcoder.syntax import validity
 
     now = [0.0]
     monkeypatch.setattr(infill_module.time, "monotonic", lambda: now[0])

@@ -15,19 +15,27 @@ torch = pytest.importorskip("torch")
 from safetensors.torch import load_file  # noqa: E402
 
 from dcoder import cli  # noqa: E402
-from dcoder.checkpoint import open_checkpoint  # noqa: E402
 from dcoder.config import LengthConfig, SamplerConfig, SpecialTokens  # noqa: E402
-from dcoder.corpus import collect, stdlib_root  # noqa: E402
-from dcoder.engine import load_engine  # noqa: E402
+from dcoder.engine.checkpoint import open_checkpoint  # noqa: E402
+from dcoder.engine.load import load_engine  # noqa: E402
+from dcoder.engine.model import DiffusionLM  # noqa: E402
+from dcoder.engine.spans import Span, build_layout  # noqa: E402
+from dcoder.engine.tokenizer import Tokenizer  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
 from dcoder.infill import InfillOptions, infill  # noqa: E402
-from dcoder.model import DiffusionLM  # noqa: E402
-from dcoder.objective import ObjectiveConfig, SampleSource, diffusion_sample, infill_sample, loss_terms  # noqa: E402
-from dcoder.spans import Span, build_layout  # noqa: E402
-from dcoder.tokenizer import Tokenizer  # noqa: E402
-from dcoder.train import (TrainConfig, init_weights, make_optimizer, model_config, read_train_config,  # noqa: E402
-                          special_tokens, token_stream, train)
-from dcoder.vocab import train_bpe  # noqa: E402
+from dcoder.training.corpus import collect, stdlib_root  # noqa: E402
+from dcoder.training.objective import ObjectiveConfig, SampleSource, diffusion_sample, infill_sample, loss_terms  # noqa: E402
+from dcoder.training.train import (  # noqa: E402
+    TrainConfig,
+    init_weights,
+    make_optimizer,
+    model_config,
+    read_train_config,
+    special_tokens,
+    token_stream,
+    train,
+)
+from dcoder.training.vocab import train_bpe  # noqa: E402
 
 # keyword.py and sched.py fall in the validation split at val_fraction 0.25.
 MODULES = ("textwrap", "shlex", "fnmatch", "glob", "heapq", "bisect", "colorsys", "keyword", "copy", "abc",
@@ -298,8 +306,8 @@ def test_checkpoint_loads_and_infills(straight_run):
 
 def test_trained_checkpoint_exports_with_its_corpus_record(straight_run, tmp_path):
     """The shipping pipeline: checkpoint -> int8 ONNX folder that records the corpus -> runtime infill."""
-    from dcoder.export import export
-    from dcoder.runtime import load_exported
+    from dcoder.engine.export import export
+    from dcoder.engine.runtime import load_exported
 
     last = straight_run / "checkpoints" / "step-0000004"
     out = export(last, tmp_path / "model", "int8")
@@ -430,7 +438,7 @@ def test_learning_curve_benchmark_is_logged(corpus_dir, tmp_path):
 
 
 def test_curve_table_and_plot_from_run_logs(straight_run, tmp_path, capsys):
-    from dcoder.curve import summary
+    from dcoder.training.curve import summary
 
     rows = summary([str(straight_run)])
     assert rows[0]["steps"] == 4 and rows[0]["tokens_seen"] == 4 * 4 * 128 and rows[0]["val_ce"] > 0
@@ -445,7 +453,7 @@ def test_curve_table_and_plot_from_run_logs(straight_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("shift", [False, True])
 def test_logits_of_scored_rows_only_give_the_same_loss(tok, corpus_dir, shift):
-    from dcoder.objective import row_loss, scored_rows
+    from dcoder.training.objective import row_loss, scored_rows
 
     texts = [p.read_text(encoding="utf-8") for p in sorted(corpus_dir.glob("*.py"))]
     tokens = special_tokens(tok)
@@ -462,7 +470,7 @@ def test_logits_of_scored_rows_only_give_the_same_loss(tok, corpus_dir, shift):
 
 
 def test_wsd_schedule_holds_then_decays_and_rewarms_after_a_carried_resume(corpus_dir):
-    from dcoder.train import learning_rate
+    from dcoder.training.train import learning_rate
 
     config = tiny(corpus_dir, schedule="wsd", max_steps=100, warmup_steps=10, decay_steps=20, lr=1e-3, min_lr=1e-4)
     assert learning_rate(4, config) == pytest.approx(5e-4)
@@ -506,7 +514,7 @@ def test_carried_state_resumes_the_run_and_bad_states_fail_in_one_line(straight_
 
 
 def test_a_run_started_before_an_option_existed_resumes_with_its_default(corpus_dir, tmp_path):
-    from dcoder.train import check_run_config, write_json
+    from dcoder.training.train import check_run_config, write_json
 
     config = tiny(corpus_dir)
     old = config.to_dict()

@@ -39,16 +39,26 @@ from pathlib import Path
 
 import numpy as np
 
-from dcoder import minhash
-from dcoder.corpus import (BUILT_FILES, BUILT_FORMAT, BUILT_MANIFEST, GENERATED_MARKERS, SKIP_DIRS, files_hash,
-                           is_test_data, skip_reason, stdlib_root, walk_sources)
-from dcoder.decontam import RESERVED_PACKAGES, has_problem, load_benchmarks, normalize, reserved_path
 from dcoder.errors import DcoderError
-from dcoder.licenses import ACCEPTED, families, wheel_license
+from dcoder.training import minhash
+from dcoder.training.corpus import (
+    BUILT_FILES,
+    BUILT_FORMAT,
+    BUILT_MANIFEST,
+    GENERATED_MARKERS,
+    SKIP_DIRS,
+    files_hash,
+    is_test_data,
+    skip_reason,
+    stdlib_root,
+    walk_sources,
+)
+from dcoder.training.decontam import RESERVED_PACKAGES, has_problem, load_benchmarks, normalize, reserved_path
+from dcoder.training.licenses import ACCEPTED, families, wheel_license
 
 DEFAULT_PACKAGES = Path(__file__).with_name("corpus_packages.toml")
 # In a checkout (and in CI) the benchmarks sit in ../shared beside the repository.
-DEFAULT_BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+DEFAULT_BENCHMARKS = Path(__file__).resolve().parents[3] / "shared" / "benchmarks"
 NEAR_DUPLICATE = 0.7  # estimated Jaccard similarity of token shingles
 # A file whose shingles are mostly in the evaluation sources is a copy of them, even a trimmed one
 # (most files of typer's vendored click score 0.67-0.92; the highest kept file scores 0.39).

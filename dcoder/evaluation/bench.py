@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dcoder.config import ModelConfig, SamplerConfig
+from dcoder.config import SamplerConfig
+from dcoder.engine.families import family_of
+from dcoder.engine.model_config import ModelConfig
 from dcoder.errors import DcoderError
-from dcoder.families import family_of
 
 # Random checkpoints with the shapes of real models (vocabulary sizes included).
 SHAPES = {
@@ -100,8 +101,8 @@ def alternate_ms(passes: dict, repeats: int) -> dict:
 def torch_full_pass(checkpoint: Path, ids: np.ndarray, threads: int, device: str = "cpu", dtype: str = "fp32"):
     import torch
 
-    from dcoder.checkpoint import open_checkpoint
-    from dcoder.torch_backend import load_model
+    from dcoder.engine.checkpoint import open_checkpoint
+    from dcoder.engine.torch_backend import load_model
 
     torch.set_num_threads(threads)
     model = load_model(open_checkpoint(checkpoint), dtype).to(device)
@@ -172,7 +173,7 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
     if device == "cuda" and not torch.cuda.is_available():
         return {"ort_vs_torch": None, "ort_vs_torch_note": "this PyTorch cannot use the GPU onnxruntime runs on"}
     dtype = "fp16" if device == "cuda" and backend.manifest.dtype == "fp16" else "fp32"
-    from dcoder.export import unpack
+    from dcoder.engine.export import unpack
 
     source = checkpoint or Path(backend.manifest.source.get("path", ""))
     label = str(source)
@@ -199,8 +200,8 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
 def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span: int = 32, repeats: int = 5,
           threshold: float = 0.9, cache_refresh: int = 0, provider: str = "auto", threads: int | None = None,
           steps: int | None = None) -> dict:
+    from dcoder.engine.runtime import RuntimeOptions, default_threads, load_exported
     from dcoder.infill import InfillOptions, infill
-    from dcoder.runtime import RuntimeOptions, default_threads, load_exported
 
     threads = threads or default_threads()
     sampler = SamplerConfig(threshold=threshold) if steps is None else SamplerConfig(steps=steps)
@@ -252,7 +253,7 @@ def make_synthetic(shape: str, folder: Path, dtype: str = "float32", max_context
     import argparse
     import difflib
 
-    from dcoder.synthetic import train_tokenizer, write_random_checkpoint
+    from dcoder.evaluation.synthetic import train_tokenizer, write_random_checkpoint
 
     if shape not in SHAPES:
         raise DcoderError(f"unknown --synthetic shape {shape!r} (choose from {', '.join(SHAPES)})")
@@ -346,12 +347,12 @@ def run(args) -> dict:
             return synthetic(args, Path(work))
     if args.export_memory:
         raise DcoderError("--export-memory needs --synthetic SHAPE")
-    from dcoder.hub import resolve
+    from dcoder.engine.hub import resolve
 
     model = resolve(args.model) if args.model else None
     checkpoint = Path(args.checkpoint) if args.checkpoint else None
     if model is None:
-        from dcoder.engine import BUILTIN_MODEL
+        from dcoder.engine.engine import BUILTIN_MODEL
 
         if not (BUILTIN_MODEL / "manifest.json").exists():
             raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
@@ -368,7 +369,7 @@ def synthetic(args, work: Path) -> dict:
     model = work / f"onnx-{args.dtype}"
     if args.export_memory:
         return {"synthetic": args.synthetic, **export_peak_rss(ckpt, model, args.dtype)}
-    from dcoder.export import export
+    from dcoder.engine.export import export
 
     export(ckpt, model, args.dtype)
     return bench_args(args, model, ckpt)

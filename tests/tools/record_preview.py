@@ -1,6 +1,6 @@
 """Record the live denoising preview as an editor receives it, as a terminal recording.
 
-    python -m lsp.record OUT.cast [--model DIR] [--steps N] [--keep-confident]
+    python tests/tools/record_preview.py OUT.cast [--model DIR] [--steps N] [--keep-confident]
 
 Starts the real ``dcoder lsp`` server, opens a small Python file, asks for "Refine selection"
 (or "Refine selection (keep confident code)") on a function body (``textDocument/codeAction`` + ``codeAction/resolve``) and keeps every
@@ -22,7 +22,7 @@ from pathlib import Path
 from lsprotocol import types as t
 from pygls.lsp.client import LanguageClient
 
-from lsp.positions import LineIndex
+from dcoder_lsp.positions import LineIndex
 
 SAMPLE = '''import math
 
@@ -113,7 +113,7 @@ def screen(title: str, body: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lsp.record", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python tests/tools/record_preview.py", description=__doc__.split("\n\n")[0])
     p.add_argument("out", help="the asciinema v2 recording to write (.cast)")
     p.add_argument("--model", metavar="DIR", help="exported or checkpoint folder (default: the built-in model)")
     p.add_argument("--steps", type=int, default=16, help="denoising steps (default 16)")

@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dcoder.engine.engine import Engine
+from dcoder.engine.manifest import Manifest, load_manifest
+from dcoder.engine.sampler import shifted_window
+from dcoder.engine.tokenizer import Tokenizer
 from dcoder.errors import DcoderError, Interrupted
-from dcoder.manifest import Manifest, load_manifest
-from dcoder.sampler import shifted_window
 
 PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
 ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -362,9 +364,6 @@ class OnnxBackend:
 
 def load_exported(path: str | Path, options: RuntimeOptions | None = None):
     """An Engine over an exported folder, after verifying its manifest."""
-    from dcoder.engine import Engine
-    from dcoder.tokenizer import Tokenizer
-
     manifest = load_manifest(path)
     backend = OnnxBackend(manifest, options)
     folder = manifest.folder

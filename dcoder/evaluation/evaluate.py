@@ -26,7 +26,7 @@ import numpy as np
 
 from dcoder import syntax
 from dcoder.errors import DcoderError
-from dcoder.execution import Outcome, Sandbox
+from dcoder.evaluation.execution import Outcome, Sandbox
 
 REQUIRED = ("task_id", "prompt", "suffix", "canonical_solution")
 PASS_KS = (1, 10, 100)

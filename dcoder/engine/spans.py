@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dcoder.config import SpecialTokens
+from dcoder.engine.tokenizer import Tokenizer
 from dcoder.errors import DcoderError
-from dcoder.tokenizer import Tokenizer
 
 HOLE = "<|mask|>"
 BUDGET_BUCKETS = (32, 64, 128, 256, 512)

@@ -104,7 +104,7 @@ def free_disk(folder: Path) -> tuple[int, Path]:
 
 
 def gpu_usable() -> bool:
-    from dcoder.runtime import import_ort, resolve_provider
+    from dcoder.engine.runtime import import_ort, resolve_provider
 
     try:
         return resolve_provider(import_ort(), "auto") == "cuda"
@@ -219,10 +219,11 @@ def _pulled(folder: Path) -> tuple[str | None, str | None]:
 
 def pull(spec: str, dtype: str = "auto", say=None) -> Path:
     """Download ``ORG/NAME[@REVISION]`` and export it to the models folder; returns that folder."""
-    from dcoder.checkpoint import open_checkpoint
-    from dcoder.config import ModelConfig, read_json
-    from dcoder.export import DTYPES
-    from dcoder.families import parameter_count
+    from dcoder.config import read_json
+    from dcoder.engine.checkpoint import open_checkpoint
+    from dcoder.engine.export import DTYPES
+    from dcoder.engine.families import parameter_count
+    from dcoder.engine.model_config import ModelConfig
 
     say = say or (lambda msg: None)
     name = parse_name(spec)
@@ -276,7 +277,7 @@ def pull(spec: str, dtype: str = "auto", say=None) -> Path:
 def _install(checkpoint: Path, out: Path, dtype: str, source: dict, say) -> Path:
     """Export into a staging folder beside ``out``, then put it in place of any older pull.
     A staging folder left by an export that was killed is removed first."""
-    from dcoder.export import export
+    from dcoder.engine.export import export
 
     staging = out.parent / ".staging"
     staging.mkdir(parents=True, exist_ok=True)

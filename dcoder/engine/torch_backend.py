@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dcoder.checkpoint import Checkpoint
+from dcoder.engine.checkpoint import Checkpoint
+from dcoder.engine.sampler import shifted_window
 from dcoder.errors import DcoderError
-from dcoder.sampler import shifted_window
 
 try:
     import torch
@@ -31,7 +31,7 @@ def load_state_dict(ckpt: Checkpoint, dtype: str = "fp32") -> dict:
     require_torch()
     from safetensors import SafetensorError, safe_open
 
-    from dcoder.families import weight_shapes
+    from dcoder.engine.families import weight_shapes
 
     target = getattr(torch, DTYPES[dtype])
     wanted = {ckpt.family.checkpoint_name(k): k for k in weight_shapes(ckpt.config)}
@@ -50,7 +50,7 @@ def load_state_dict(ckpt: Checkpoint, dtype: str = "fp32") -> dict:
 def load_model(ckpt: Checkpoint, dtype: str = "fp32"):
     """The model with the checkpoint's weights, built without a throwaway random init."""
     require_torch()
-    from dcoder.model import DiffusionLM
+    from dcoder.engine.model import DiffusionLM
 
     state = load_state_dict(ckpt, dtype)
     with torch.device("meta"):

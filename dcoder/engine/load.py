@@ -1,34 +1,13 @@
-"""A loaded model ready to infill: tokenizer, special tokens and a backend that computes logits."""
+"""Load a model by folder or hub name: onnxruntime for an exported folder, PyTorch for a checkpoint."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from dcoder.config import SpecialTokens
+from dcoder.engine.engine import Engine
+from dcoder.engine.hub import resolve
+from dcoder.engine.runtime import RuntimeOptions, load_exported
 from dcoder.errors import DcoderError
-from dcoder.sampler import Backend
-from dcoder.tokenizer import Tokenizer
-
-BUILTIN_MODEL = Path(__file__).parent / "weights"  # shipped as package data
-
-
-@dataclass
-class Engine:
-    tokenizer: Tokenizer
-    tokens: SpecialTokens
-    backend: Backend
-    shift: bool
-    max_context: int
-    vocab_size: int
-    description: str
-
-    @property
-    def lead(self) -> int | None:
-        """Token put before the document: BOS when declared; a shifted model needs one anyway."""
-        if self.tokens.bos is not None:
-            return self.tokens.bos
-        return self.tokens.eos if self.shift else None
 
 
 def load_engine(path: str | Path, device: str | None = None, dtype: str = "fp32", cache_refresh: int = 0) -> Engine:
@@ -37,20 +16,16 @@ def load_engine(path: str | Path, device: str | None = None, dtype: str = "fp32"
 
     ``device``: auto (default), cpu, cuda, or tensorrt (exported folders only). ``dtype``
     applies to raw checkpoints (an exported folder has its own); ``cache_refresh`` to
-    exported folders (see dcoder.runtime.RuntimeOptions).
+    exported folders (see dcoder.engine.runtime.RuntimeOptions).
     """
-    from dcoder.hub import resolve
-
     folder = resolve(str(path))
     if (folder / "manifest.json").exists():
-        from dcoder.runtime import RuntimeOptions, load_exported
-
         return load_exported(folder, RuntimeOptions(provider=device or "auto", cache_refresh=cache_refresh))
     if device == "tensorrt":
         raise DcoderError("provider tensorrt needs an exported model folder (dcoder export)")
     device = "cpu" if device in (None, "auto") else device
-    from dcoder.checkpoint import open_checkpoint
-    from dcoder.torch_backend import TorchBackend, load_model, require_torch
+    from dcoder.engine.checkpoint import open_checkpoint
+    from dcoder.engine.torch_backend import TorchBackend, load_model, require_torch
 
     require_torch()
     ckpt = open_checkpoint(folder)

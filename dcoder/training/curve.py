@@ -1,6 +1,6 @@
 """Learning curves of training runs: validation loss and benchmark exact match against tokens seen.
 
-Reads each run folder's ``log.jsonl`` (written by ``dcoder.train``), prints one table row per
+Reads each run folder's ``log.jsonl`` (written by ``dcoder.training.train``), prints one table row per
 run (its last figures) and draws a PNG with matplotlib (the ``plot`` extra).
 """
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcoder.config import ModelConfig
+from dcoder.engine.model_config import ModelConfig
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|mask|>", "<|dlm_pad|>")
 VARIABLE_LENGTH_TOKENS = ("<|expand|>", "<|delete|>")  # DreamOn's, ids 3 and 4 when asked for
@@ -57,7 +57,7 @@ def write_random_checkpoint(
     the file layout of the config's family (its config keys and weight names)."""
     from safetensors.numpy import save_file
 
-    from dcoder.families import family_of, weight_shapes
+    from dcoder.engine.families import family_of, weight_shapes
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dcoder.config import ModelConfig, SpecialTokens
-from dcoder.corpus import Corpus, collect
+from dcoder.config import SpecialTokens
+from dcoder.engine.model_config import ModelConfig
+from dcoder.engine.tokenizer import Tokenizer
 from dcoder.errors import DcoderError
-from dcoder.objective import Batch, ObjectiveConfig, SampleSource, loss_terms, row_loss, scored_rows
-from dcoder.tokenizer import Tokenizer
-from dcoder.vocab import DELETE, EOS, EXPAND, MASK, SPAN_PAD, train_bpe
+from dcoder.training.corpus import Corpus, collect
+from dcoder.training.objective import Batch, ObjectiveConfig, SampleSource, loss_terms, row_loss, scored_rows
+from dcoder.training.vocab import DELETE, EOS, EXPAND, MASK, SPAN_PAD, train_bpe
 
 # Options that may change when a run is resumed; any other difference means a different run.
 RUN_FIELDS = {"max_steps", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_batches",
@@ -587,7 +588,7 @@ def bench_tasks(config: TrainConfig) -> list:
     """The first ``bench_limit`` tasks of each of ``bench_kinds`` (none when benchmarking is off)."""
     if not config.bench or not config.bench_every:
         return []
-    from dcoder.evaluate import load_tasks
+    from dcoder.evaluation.evaluate import load_tasks
 
     kinds = [k for k in config.bench_kinds.split(",") if k]
     return [t for k in kinds for t in load_tasks(config.bench, {k}, config.bench_limit)]
@@ -595,10 +596,10 @@ def bench_tasks(config: TrainConfig) -> list:
 
 def bench(model, tokenizer: Tokenizer, tokens: SpecialTokens, config: TrainConfig, tasks: list, device: str) -> dict:
     """Exact match and parse rate per kind of the model being trained, with `dcoder eval`'s defaults."""
-    from dcoder.engine import Engine
-    from dcoder.evaluate import ModelFiller, exact_match, parses
+    from dcoder.engine.engine import Engine
+    from dcoder.engine.torch_backend import TorchBackend
+    from dcoder.evaluation.evaluate import ModelFiller, exact_match, parses
     from dcoder.infill import InfillOptions
-    from dcoder.torch_backend import TorchBackend
 
     engine = Engine(tokenizer, tokens, TorchBackend(model, config.shift_logits, device), config.shift_logits,
                     config.seq_len, tokenizer.vocab_size, "training")
@@ -637,10 +638,10 @@ def train(config: TrainConfig, out: str | Path, stream=None, resume_from: str | 
 
     ``resume_from``: a carried state (``write_carry``) to start from when ``out`` has no checkpoint.
     """
-    from dcoder.torch_backend import require_torch
+    from dcoder.engine.torch_backend import require_torch
 
     torch = require_torch()
-    from dcoder.model import DiffusionLM
+    from dcoder.engine.model import DiffusionLM
 
     stream = stream or sys.stderr
     out = Path(out)

@@ -4,7 +4,7 @@ The benchmarks dcoder is scored on are HumanEval-Infilling and realcode-dev (cut
 click); boltons, more-itertools and toolz are held back for later evaluation too. A corpus file is
 dropped when a folder on its path is named after one of those packages' modules, with or without
 leading underscores (a vendored copy, such as typer's ``_click``); when most of its token shingles
-occur in their files (a copy, even renamed, edited or trimmed: see ``dcoder.minhash``); or when it
+occur in their files (a copy, even renamed, edited or trimmed: see ``dcoder.training.minhash``); or when it
 contains a HumanEval problem: the problem's ``def <entry point>(`` together with a line of its
 docstring.
 """

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcoder.config import ModelConfig
+from dcoder.engine.model_config import ModelConfig
 
 KV = tuple[torch.Tensor, torch.Tensor]
 

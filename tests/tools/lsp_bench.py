@@ -1,7 +1,7 @@
 """Editor latency of the language server, measured the way an editor sees it: the real
 ``dcoder lsp`` process over JSON-RPC on stdio.
 
-    python -m lsp.bench --model DIR [--runs 40] [--provider cpu] [--json OUT]
+    python tests/tools/lsp_bench.py --model DIR [--runs 40] [--provider cpu] [--json OUT]
 
 Figures (milliseconds, from sending the request to reading the answer, after one warm-up
 request that loads the model):
@@ -172,7 +172,7 @@ async def run(args) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lsp.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python tests/tools/lsp_bench.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", metavar="DIR", help="exported or checkpoint folder (default: the built-in model)")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--steps", type=int, default=32, help="denoising steps (server default 32)")

@@ -30,10 +30,10 @@ from typing import Callable
 import numpy as np
 
 from dcoder import syntax
-from dcoder.engine import Engine
-from dcoder.indent import fit
-from dcoder.sampler import SampleResult
-from dcoder.spans import Layout, fix_length, span_text, variant_length
+from dcoder.engine.engine import Engine
+from dcoder.engine.sampler import SampleResult
+from dcoder.engine.spans import Layout, fix_length, span_text, variant_length
+from dcoder.syntax.indent import fit
 
 Resample = Callable[[np.ndarray, np.ndarray], SampleResult]  # rows, which rows have fixed lengths
 Stop = Callable[[], bool]  # True once the request must end
@@ -437,14 +437,16 @@ def _best(cands: list[_Candidate]) -> _Candidate:
     return min(cands, key=_rank)
 
 
-def choose(engine: Engine, text: str, layout: Layout, result: SampleResult, generated: np.ndarray,
+def choose(engine: Engine, text: str, doc: syntax.Document | None, layout: Layout, result: SampleResult, generated: np.ndarray,
            language: str | None, candidates: int, repair_rounds: int, resample: Resample,
            search_tokens: int = 0, stop: Stop = lambda: False, cancelled: Stop = lambda: False) -> Choice:
-    """The fill to return from a denoised batch (see the module docstring); ``cancelled`` says
-    the request was cancelled, so its result is not wanted: only its end."""
+    """The fill to return from a denoised batch (see the module docstring); ``doc`` is ``text``
+    parsed (None: no parser, nothing to check); ``cancelled`` says the request was cancelled, so
+    its result is not wanted: only its end."""
     row_scores = scores(result.logprobs, generated)
     order = np.argsort(-row_scores, kind="stable")
-    doc = syntax.parse(text, language) if language is not None and not result.cancelled else None
+    if result.cancelled:
+        doc = None
     if doc is None:
         best = int(order[0])
         fills = raw_fills(engine, layout, result.ids[best])

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from dcoder.batching import InferenceQueue, Job, QueueFull
-from dcoder.cli import line_starts, position_of
 from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
-from dcoder.engine import Engine
+from dcoder.engine.engine import Engine
+from dcoder.engine.spans import find_holes
 from dcoder.errors import DcoderError
 from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
-from dcoder.spans import find_holes
+from dcoder.positions import line_starts, position_of
+from dcoder.serving.batching import InferenceQueue, Job, QueueFull
 
 try:
     from fastapi import FastAPI, Request

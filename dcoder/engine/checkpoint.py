@@ -12,10 +12,11 @@ import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from dcoder.config import ModelConfig, SpecialTokens, read_json
+from dcoder.config import SpecialTokens, read_json
+from dcoder.engine.families import Family, family_of, weight_shapes
+from dcoder.engine.model_config import ModelConfig
+from dcoder.engine.tokenizer import DELETE_NAMES, EOS_NAMES, EXPAND_NAMES, MASK_NAMES, SPAN_PAD_NAMES, Tokenizer
 from dcoder.errors import DcoderError
-from dcoder.families import Family, family_of, weight_shapes
-from dcoder.tokenizer import DELETE_NAMES, EOS_NAMES, EXPAND_NAMES, MASK_NAMES, SPAN_PAD_NAMES, Tokenizer
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 INDEX_NAME = "model.safetensors.index.json"

@@ -1,7 +1,6 @@
-"""Syntax regions and parse checks with tree-sitter, in str character offsets.
+"""A parsed document: syntax regions and parse checks with tree-sitter, in str character offsets.
 
-The regions a language offers are written as tree-sitter queries in
-``grammars/<language>/regions.scm`` (vocabulary: grammars/README.md). tree-sitter works in UTF-8
+The regions a language offers are its query file's captures (dcoder.syntax.languages). tree-sitter works in UTF-8
 bytes; everything here takes and returns character offsets into the Python string, converted
 through a byte index, so non-ASCII identifiers, tabs and CRLF line endings keep their places.
 A language without a parser or without a query file has no regions: callers fall back to
@@ -10,30 +9,12 @@ plain character spans and show ``note(language)``.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from dcoder.errors import DcoderError
-
-# One source, grammars/ at the top of the checkout; a wheel installs it as dcoder/grammars (pyproject package-dir).
-GRAMMAR_DIRS = (Path(__file__).parent / "grammars", Path(__file__).parent.parent / "grammars")
-QUERY_FILE = "regions.scm"
-
-EXTENSIONS = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
-    ".ts": "typescript", ".mts": "typescript", ".tsx": "tsx",
-    ".rs": "rust", ".go": "go", ".java": "java", ".kt": "kotlin", ".scala": "scala",
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp",
-    ".cs": "csharp", ".rb": "ruby", ".php": "php", ".lua": "lua", ".swift": "swift",
-    ".sh": "bash", ".bash": "bash", ".hs": "haskell", ".ml": "ocaml", ".jl": "julia", ".r": "r",
-}
-# LSP language identifiers that differ from the grammar name.
-LANGUAGE_IDS = {"typescriptreact": "tsx", "javascriptreact": "javascript", "shellscript": "bash"}
+from dcoder.syntax.languages import Grammar, grammar
 
 
 @dataclass(frozen=True)
@@ -56,117 +37,10 @@ class Problem:
     context: tuple[int, int]  # smallest node to regenerate: the error itself, a missing node's parent
 
 
-_WORD = re.compile(r"[^\W\d]\w*")
 _WORD_PAIR = re.compile(r"(?=\b([^\W\d]\w*)[ \t]+([^\W\d]\w*))")  # overlapping: "a b c" -> (a b), (b c)
 _PREFIX = re.compile(r"^[A-Za-z]+")  # a string's prefix letters (f, r, b, u)
 _QUOTES = re.compile(r"[\"'`]+")
 _NEXT_LINE = re.compile(rb"[ \t\r]*\n[ \t]*")  # from a comment's end to the next line's first text
-
-
-@dataclass(frozen=True)
-class Grammar:
-    name: str
-    language: object  # tree_sitter.Language
-    query: object | None  # tree_sitter.Query, None when the language has no regions.scm
-    inside: dict[int, frozenset[str]]  # pattern index -> captures that exclude their delimiters
-
-    def parser(self):
-        from tree_sitter import Parser
-
-        return Parser(self.language)
-
-    @functools.cached_property
-    def keywords(self) -> tuple[str, ...]:
-        """The grammar's keywords: its unnamed node kinds that are words (``in``, ``return``)."""
-        lang = self.language
-        kinds = (lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
-                 if not lang.node_kind_is_named(i) and lang.node_kind_is_visible(i))
-        return tuple(sorted({k for k in kinds if k and _WORD.fullmatch(k)}))
-
-
-def language_of(path: str | Path | None = None, language_id: str | None = None) -> str | None:
-    """Grammar name for an LSP language id or, failing that, a file name's extension."""
-    if language_id:
-        return LANGUAGE_IDS.get(language_id, language_id)
-    if path is not None:
-        return EXTENSIONS.get(Path(path).suffix.lower())
-    return None
-
-
-# The capture names a regions.scm may use: one vocabulary for every language (grammars/README.md).
-CAPTURES = frozenset({
-    "function.outer", "function.inner", "class.outer", "class.inner", "block", "statement",
-    "decorator", "parameters", "parameter", "lambda", "call.outer", "call.inner", "condition",
-    "return.value", "assignment.rhs", "string", "docstring", "comprehension", "import",
-})
-# Grammars that extend another one's node types and share its query file.
-SHARED_QUERIES = {"tsx": "typescript"}
-
-
-def grammar_dir(language: str) -> Path | None:
-    language = SHARED_QUERIES.get(language, language)
-    for root in GRAMMAR_DIRS:
-        if (root / language / QUERY_FILE).is_file():
-            return root / language
-    return None
-
-
-def _ts_language(name: str):
-    if name == "python":
-        import tree_sitter_python
-        from tree_sitter import Language
-
-        return Language(tree_sitter_python.language())
-    try:
-        from tree_sitter_language_pack import get_language
-    except ImportError:
-        return None
-    try:
-        return get_language(name)
-    except Exception:  # the pack raises its own error types (not found, not downloaded, ...)
-        return None
-
-
-@functools.cache
-def grammar(language: str | None) -> Grammar | None:
-    """The parser and region queries of ``language``; None when there is no parser for it."""
-    if not language:
-        return None
-    ts_language = _ts_language(language)
-    if ts_language is None:
-        return None
-    folder = grammar_dir(language)
-    if folder is None:
-        return Grammar(language, ts_language, None, {})
-    from tree_sitter import Query, QueryError
-
-    path = folder / QUERY_FILE
-    try:
-        query = Query(ts_language, path.read_text(encoding="utf-8"))
-    except QueryError as exc:
-        raise DcoderError(f"{path}: {exc}") from None
-    unknown = sorted({query.capture_name(i) for i in range(query.capture_count)} - CAPTURES)
-    if unknown:
-        raise DcoderError(f"{path}: unknown capture name(s) {', '.join(unknown)} (see grammars/README.md)")
-    inside = {}
-    for i in range(query.pattern_count):
-        names = [v for k, v in query.pattern_settings(i).items() if k == "inside"]
-        if names:
-            inside[i] = frozenset(names)
-    return Grammar(language, ts_language, query, inside)
-
-
-def note(language: str | None) -> str | None:
-    """One line saying why ``language`` has no syntax regions, or None when it has them."""
-    if not language:
-        return "unknown language: no syntax regions, using plain character spans"
-    g = grammar(language)
-    if g is None:
-        return (f"no tree-sitter parser for {language} (pip install 'dcoder-diffusion[languages]'): "
-                "no syntax regions, using plain character spans")
-    if g.query is None:
-        return f"no grammars/{language}/{QUERY_FILE}: no syntax regions for {language}, using plain character spans"
-    return None
 
 
 class _Offsets:
@@ -450,18 +324,7 @@ def parse(text: str, language: str | None, old: Document | None = None,
     g = grammar(language)
     if g is None:
         return None
-    # One request parses the same text several times (budget, validity, the server's context
-    # checks); the last document is kept so that only the first of those pays.
-    last = _last_parsed.get(language)
-    if last is not None and last.text is text:
-        return last
-    doc = Document(text, g)
-    _last_parsed.clear()
-    _last_parsed[language] = doc
-    return doc
-
-
-_last_parsed: dict[str | None, Document] = {}
+    return Document(text, g)
 
 
 def regions_at(text: str, position: int, language: str | None = "python") -> list[Region]:
@@ -477,15 +340,6 @@ def region(text: str, position: int, name: str, language: str | None = "python")
 def expand(text: str, selection: tuple[int, int], language: str | None = "python") -> Region | None:
     doc = parse(text, language)
     return doc.expand(*selection) if doc is not None else None
-
-
-def region_names(language: str | None) -> list[str]:
-    """The capture names the language's query file defines, in file order."""
-    g = grammar(language)
-    if g is None or g.query is None:
-        return []
-    q = g.query
-    return list(dict.fromkeys(q.capture_name(i) for i in range(q.capture_count)))
 
 
 _BLANKS = re.compile(r"[ \t]*")

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from dcoder import __version__
-from dcoder.checkpoint import Checkpoint, open_checkpoint
-from dcoder.config import ModelConfig
+from dcoder.engine.checkpoint import Checkpoint, open_checkpoint
+from dcoder.engine.families import family_of, parameter_count
+from dcoder.engine.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file
+from dcoder.engine.model_config import ModelConfig
 from dcoder.errors import DcoderError
-from dcoder.families import family_of, parameter_count
-from dcoder.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file
 
 OPSET = 23  # Attention and RotaryEmbedding (GQA, past keys/values) are standard ops from 23
 DTYPES = ("fp32", "fp16", "int8")

@@ -16,7 +16,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dcoder.engine import Engine
+from dcoder.engine.engine import Engine
 from dcoder.infill import InfillResult, Progress
 
 

@@ -40,9 +40,9 @@ from typing import Callable
 import numpy as np
 
 from dcoder.config import SpecialTokens
+from dcoder.engine.spans import BUDGET_BUCKETS, Span, build_layout
+from dcoder.engine.tokenizer import Tokenizer
 from dcoder.errors import DcoderError
-from dcoder.spans import BUDGET_BUCKETS, Span, build_layout
-from dcoder.tokenizer import Tokenizer
 
 KINDS = ("diffusion", "chars", "lines", "syntax")
 WEIGHTINGS = ("mean", "elbo")

@@ -1,0 +1,148 @@
+"""The languages dcoder can parse: file names and LSP ids to grammar names, tree-sitter parsers,
+and each language's region queries (``grammars/<language>/regions.scm``, vocabulary in
+grammars/README.md). A query file may begin with ``; inherits: other[,more]``: the other
+languages' queries come first, then its own patterns.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from dcoder.errors import DcoderError
+
+# One source, grammars/ at the top of the checkout; a wheel installs it as dcoder/grammars (pyproject package-dir).
+GRAMMAR_DIRS = (Path(__file__).parents[1] / "grammars", Path(__file__).parents[2] / "grammars")
+QUERY_FILE = "regions.scm"
+
+EXTENSIONS = {
+    ".py": "python", ".pyi": "python", ".pyw": "python",
+    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript", ".jsx": "javascript",
+    ".ts": "typescript", ".mts": "typescript", ".tsx": "tsx",
+    ".rs": "rust", ".go": "go", ".java": "java", ".kt": "kotlin", ".scala": "scala",
+    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp",
+    ".cs": "csharp", ".rb": "ruby", ".php": "php", ".lua": "lua", ".swift": "swift",
+    ".sh": "bash", ".bash": "bash", ".hs": "haskell", ".ml": "ocaml", ".jl": "julia", ".r": "r",
+}
+# LSP language identifiers that differ from the grammar name.
+LANGUAGE_IDS = {"typescriptreact": "tsx", "javascriptreact": "javascript", "shellscript": "bash"}
+
+
+_WORD = re.compile(r"[^\W\d]\w*")
+
+
+@dataclass(frozen=True)
+class Grammar:
+    name: str
+    language: object  # tree_sitter.Language
+    query: object | None  # tree_sitter.Query, None when the language has no regions.scm
+    inside: dict[int, frozenset[str]]  # pattern index -> captures that exclude their delimiters
+
+    def parser(self):
+        from tree_sitter import Parser
+
+        return Parser(self.language)
+
+    @functools.cached_property
+    def keywords(self) -> tuple[str, ...]:
+        """The grammar's keywords: its unnamed node kinds that are words (``in``, ``return``)."""
+        lang = self.language
+        kinds = (lang.node_kind_for_id(i) for i in range(lang.node_kind_count)
+                 if not lang.node_kind_is_named(i) and lang.node_kind_is_visible(i))
+        return tuple(sorted({k for k in kinds if k and _WORD.fullmatch(k)}))
+
+
+def language_of(path: str | Path | None = None, language_id: str | None = None) -> str | None:
+    """Grammar name for an LSP language id or, failing that, a file name's extension."""
+    if language_id:
+        return LANGUAGE_IDS.get(language_id, language_id)
+    if path is not None:
+        return EXTENSIONS.get(Path(path).suffix.lower())
+    return None
+
+
+# The capture names a regions.scm may use: one vocabulary for every language (grammars/README.md).
+CAPTURES = frozenset({
+    "function.outer", "function.inner", "class.outer", "class.inner", "block", "statement",
+    "decorator", "parameters", "parameter", "lambda", "call.outer", "call.inner", "condition",
+    "return.value", "assignment.rhs", "string", "docstring", "comprehension", "import",
+})
+# Grammars that extend another one's node types and share its query file.
+SHARED_QUERIES = {"tsx": "typescript"}
+
+
+def grammar_dir(language: str) -> Path | None:
+    language = SHARED_QUERIES.get(language, language)
+    for root in GRAMMAR_DIRS:
+        if (root / language / QUERY_FILE).is_file():
+            return root / language
+    return None
+
+
+def _ts_language(name: str):
+    if name == "python":
+        import tree_sitter_python
+        from tree_sitter import Language
+
+        return Language(tree_sitter_python.language())
+    try:
+        from tree_sitter_language_pack import get_language
+    except ImportError:
+        return None
+    try:
+        return get_language(name)
+    except Exception:  # the pack raises its own error types (not found, not downloaded, ...)
+        return None
+
+
+@functools.cache
+def grammar(language: str | None) -> Grammar | None:
+    """The parser and region queries of ``language``; None when there is no parser for it."""
+    if not language:
+        return None
+    ts_language = _ts_language(language)
+    if ts_language is None:
+        return None
+    folder = grammar_dir(language)
+    if folder is None:
+        return Grammar(language, ts_language, None, {})
+    from tree_sitter import Query, QueryError
+
+    path = folder / QUERY_FILE
+    try:
+        query = Query(ts_language, path.read_text(encoding="utf-8"))
+    except QueryError as exc:
+        raise DcoderError(f"{path}: {exc}") from None
+    unknown = sorted({query.capture_name(i) for i in range(query.capture_count)} - CAPTURES)
+    if unknown:
+        raise DcoderError(f"{path}: unknown capture name(s) {', '.join(unknown)} (see grammars/README.md)")
+    inside = {}
+    for i in range(query.pattern_count):
+        names = [v for k, v in query.pattern_settings(i).items() if k == "inside"]
+        if names:
+            inside[i] = frozenset(names)
+    return Grammar(language, ts_language, query, inside)
+
+
+def note(language: str | None) -> str | None:
+    """One line saying why ``language`` has no syntax regions, or None when it has them."""
+    if not language:
+        return "unknown language: no syntax regions, using plain character spans"
+    g = grammar(language)
+    if g is None:
+        return (f"no tree-sitter parser for {language} (pip install 'dcoder-diffusion[languages]'): "
+                "no syntax regions, using plain character spans")
+    if g.query is None:
+        return f"no grammars/{language}/{QUERY_FILE}: no syntax regions for {language}, using plain character spans"
+    return None
+
+
+def region_names(language: str | None) -> list[str]:
+    """The capture names the language's query file defines, in file order."""
+    g = grammar(language)
+    if g is None or g.query is None:
+        return []
+    q = g.query
+    return list(dict.fromkeys(q.capture_name(i) for i in range(q.capture_count)))
