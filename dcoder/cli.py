@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, LengthConfig, SamplerConfig
+from dcoder.config import (ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, SCOPE_BIAS, SCOPE_BIAS_BOUNDS, LengthConfig,
+                           SamplerConfig)
 from dcoder.engine.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 from dcoder.files import check_writable, read_source, write_back
@@ -55,6 +56,42 @@ def add_deadline_arg(p: argparse.ArgumentParser) -> None:
                         f"(default {DEADLINE_S:g}, from {low:g} to {high:g})")
 
 
+def add_scope_bias_arg(p: argparse.ArgumentParser) -> None:
+    low, high = SCOPE_BIAS_BOUNDS
+    p.add_argument("--scope-bias", type=float, default=SCOPE_BIAS, metavar="X",
+                   help=f"log-probability added to tokens that spell a name in scope where an identifier begins or "
+                        f"goes on (default {SCOPE_BIAS:g}, from {low:g} to {high:g}; 0: off)")
+
+
+def add_context_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--context-from", metavar="DIR",
+                   help="put the code of DIR (a workspace) most like the code around the hole ahead of the file "
+                        "in the model's context (.gitignore is respected; FILE itself is left out)")
+    p.add_argument("--context-exclude", action="append", default=[], metavar="PATTERN",
+                   help="with --context-from: leave out this folder or file name pattern (repeatable)")
+
+
+def workspace_index(folder: str, exclude: list[str]):
+    from dcoder.retrieval import WorkspaceIndex
+
+    if not Path(folder).is_dir():
+        raise DcoderError(f"--context-from {folder}: not a folder")
+    index = WorkspaceIndex(folder, tuple(exclude))
+    index.build()
+    return index
+
+
+def with_context(args, options, text: str, ranges: list[tuple[int, int]]):
+    """``options`` with the workspace's code most like the code around the first range."""
+    from dataclasses import replace
+
+    if not args.context_from:
+        return options
+    index = workspace_index(args.context_from, args.context_exclude)
+    start, end = ranges[0]
+    return replace(options, snippets=tuple(index.search(text, start, end, skip=args.file)))
+
+
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder, or a pulled hub model "
                    "ORG/NAME (default: built-in model)")
@@ -71,6 +108,8 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
+    add_scope_bias_arg(p)
+    add_context_args(p)
     add_deadline_arg(p)
     add_runtime_args(p)
     out = p.add_mutually_exclusive_group()
@@ -89,7 +128,7 @@ def infill_options(args):
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
                          max_context=args.max_context, lengths=LengthConfig(args.length, args.max_span),
-                         deadline=args.deadline)
+                         deadline=args.deadline, scope_bias=args.scope_bias)
 
 
 # ---- syntax: language, regions, fills that break the parse -----------------------------------
@@ -240,6 +279,7 @@ def cmd_infill(args) -> int:
         ranges = find_holes(text)
         if not ranges:
             raise DcoderError(f"{args.file} has no <|mask|> hole; give --at L:C or --range L:C-L:C")
+    options = with_context(args, options, text, ranges)
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = infill(engine, text, ranges, options, step_printer(args.show_steps))
     check_parse(args, result, language)
@@ -258,6 +298,7 @@ def cmd_refine(args) -> int:
     span = parse_range(text, args.range)
     if not text[span[0]:span[1]].strip():
         raise DcoderError(f"--range {args.range} selects no code; refine rewrites a selection")
+    options = with_context(args, options, text, [span])
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
     result = refine(engine, text, span, options, args.min_confidence, step_printer(args.show_steps))
     check_parse(args, result, language)
@@ -330,11 +371,13 @@ def cmd_eval(args) -> int:
         fill, model = BASELINES[args.baseline], f"baseline:{args.baseline}"
     else:
         engine = resolve_model(args.model, args.provider, args.cache_refresh)
-        fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
+        workspace = workspace_index(args.workspace, []) if args.workspace else None
+        fill, model = ModelFiller(engine, options, args.oracle_length, workspace), engine.description
         # the mode auto chose is recorded, so runs of one checkpoint in each mode can be told apart
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
                         length=length_mode(engine, options), max_span=options.lengths.max_span,
-                        sampler=asdict(options.sampler), deadline_s=options.deadline)
+                        sampler=asdict(options.sampler), deadline_s=options.deadline, scope_bias=options.scope_bias,
+                        workspace=args.workspace, workspace_files=workspace.files if workspace else None)
     if any(task.test is not None for tasks in files.values() for task in tasks):
         layers = isolation()
         settings["sandbox"] = list(layers)
@@ -373,6 +416,11 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--top-k", type=int, metavar="K")
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i")
+    add_scope_bias_arg(p)
+    p.add_argument("--workspace", metavar="DIR",
+                   help="the tasks' workspace: its code most like the code around each hole goes ahead of the file "
+                        "in the model's context; a task's own file (its task_id up to the kind, e.g. "
+                        "click/core.py) is left out (see docs/project-context.md)")
     add_deadline_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_eval, exact_length=None)

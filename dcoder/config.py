@@ -80,6 +80,12 @@ class LengthConfig:
 DEADLINE_S = 5.0
 DEADLINE_BOUNDS = (0.1, 3600.0)
 
+# Log-probability added to the tokens that spell a name in scope where an identifier begins or
+# goes on (dcoder.engine.names); 0 turns the lean off. The CLI's --scope-bias, the language
+# server's scopeBias and the HTTP server's scope_bias all take these bounds.
+SCOPE_BIAS = 1.0
+SCOPE_BIAS_BOUNDS = (0.0, 10.0)
+
 
 @dataclass(frozen=True)
 class SamplerConfig:

@@ -9,11 +9,14 @@ from typing import Callable
 import numpy as np
 
 from dcoder import syntax
-from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LengthConfig, SamplerConfig
+from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, SCOPE_BIAS, SCOPE_BIAS_BOUNDS, LengthConfig, SamplerConfig
 from dcoder.engine.engine import Engine
-from dcoder.engine.sampler import GrownResult, Lengths, StepState, denoise, denoise_lengths
+from dcoder.engine.names import NameBias
+from dcoder.engine.sampler import Bias, GrownResult, Lengths, StepState, denoise, denoise_lengths
 from dcoder.engine.spans import Layout, Span, build_layout, default_budget, fix_length, preview_text, variant_length
 from dcoder.errors import DcoderError
+from dcoder.retrieval import Snippet, context_text
+from dcoder.syntax.scope import names_at
 from dcoder.syntax.validity import choose
 
 # More would only cost memory (the candidates are one batch) or time, never give a better fill.
@@ -39,6 +42,10 @@ class InfillOptions:
     # seconds the request may take; then the best fill found by then is returned (none, with an
     # error, if the first denoising pass has not finished)
     deadline: float = DEADLINE_S
+    # lean towards the names in scope at each span (needs ``language``; see dcoder.engine.names)
+    scope_bias: float = SCOPE_BIAS
+    # code from other files of the workspace, put ahead of the file in the model's context
+    snippets: tuple[Snippet, ...] = ()
 
     def __post_init__(self) -> None:
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -56,6 +63,9 @@ class InfillOptions:
         low, high = DEADLINE_BOUNDS
         if not low <= self.deadline <= high:
             raise DcoderError(f"--deadline must be between {low:g} and {high:g} seconds")
+        low, high = SCOPE_BIAS_BOUNDS
+        if not low <= self.scope_bias <= high:  # NaN fails too
+            raise DcoderError(f"--scope-bias must be between {low:g} and {high:g}")
 
 
 @dataclass(frozen=True)
@@ -135,7 +145,16 @@ def _max_len(engine: Engine, options: InfillOptions) -> int:
 
 
 def _layout(engine: Engine, text: str, spans: list[Span], options: InfillOptions) -> Layout:
-    return build_layout(text, spans, engine.tokenizer, engine.tokens, _max_len(engine, options), engine.lead)
+    return build_layout(text, spans, engine.tokenizer, engine.tokens, _max_len(engine, options), engine.lead,
+                        context_text(options.snippets, options.language))
+
+
+def _bias(engine: Engine, doc: syntax.Document | None, spans, options: InfillOptions) -> Bias | None:
+    """The lean towards the names in scope at the spans; None when off or nothing is known."""
+    if options.scope_bias == 0 or doc is None:
+        return None
+    names = tuple(dict.fromkeys(n for s in spans for n in names_at(doc, s.start, s.end)))
+    return NameBias(engine.tokenizer, names, options.scope_bias, engine.tokens.mask) if names else None
 
 
 def length_mode(engine: Engine, options: InfillOptions) -> str:
@@ -217,7 +236,7 @@ def _candidates(engine: Engine, layout: Layout, ids: np.ndarray, options: Infill
 
 
 def _denoise(engine: Engine, rows: np.ndarray, rows_fixed: np.ndarray, slots: tuple[tuple[int, int], ...],
-             options: InfillOptions, lengths: Lengths | None, on_step) -> GrownResult:
+             options: InfillOptions, lengths: Lengths | None, on_step, bias: Bias | None = None) -> GrownResult:
     """Denoise a batch: pad-ending when ``lengths`` is None or every row's length is fixed, else
     with spans that change length (the result may then have wider slots)."""
     # a row of fixed length may not end early: padding and end-of-text are not drawn there
@@ -225,24 +244,26 @@ def _denoise(engine: Engine, rows: np.ndarray, rows_fixed: np.ndarray, slots: tu
         rows_fixed = np.ones(len(rows), dtype=bool)
     if len(rows) > 1 and options.sampler.deterministic and (rows == rows[0]).all() and (rows_fixed == rows_fixed[0]).all():
         # a repair round's identical rows would all come back the same: denoise one
-        one = _denoise(engine, rows[:1], rows_fixed[:1], slots, options, lengths, on_step)
+        one = _denoise(engine, rows[:1], rows_fixed[:1], slots, options, lengths, on_step, bias)
         n = len(rows)
         return GrownResult(replace(one.sample, ids=np.repeat(one.sample.ids, n, 0),
                                    logprobs=np.repeat(one.sample.logprobs, n, 0)),
                            one.slots, np.repeat(one.generated, n, 0))
     if lengths is None or rows_fixed.all():
         result = denoise(rows, engine.backend, options.sampler, engine.tokens.mask, on_step,
-                         tuple(engine.tokens.stripped), rows_fixed, engine.tokens.structural)
+                         tuple(engine.tokens.stripped), rows_fixed, engine.tokens.structural, bias)
         return GrownResult(result, slots, rows == engine.tokens.mask)
-    return denoise_lengths(rows, slots, engine.backend, options.sampler, engine.tokens.mask, lengths, on_step, rows_fixed)
+    return denoise_lengths(rows, slots, engine.backend, options.sampler, engine.tokens.mask, lengths, on_step, rows_fixed,
+                           bias)
 
 
 def _run(engine: Engine, text: str, doc: syntax.Document | None, layout: Layout, ids: np.ndarray,
          options: InfillOptions, on_progress: OnProgress | None, stop: Stop, extra_passes: int = 0) -> InfillResult:
     batch, fixed = _candidates(engine, layout, ids, options)
     lengths = _lengths(engine, options)
+    bias = _bias(engine, doc, layout.spans, options)
     first = _denoise(engine, batch, fixed, layout.slots, options, lengths,
-                     _step_callback(engine, layout, on_progress, stop))
+                     _step_callback(engine, layout, on_progress, stop), bias)
     if first.sample.cancelled and stop.reason == DEADLINE:
         raise DeadlinePassed(f"no fill within the deadline of {options.deadline:g} s: the model had not "
                              "finished denoising (a longer deadline or fewer steps help)")
@@ -253,7 +274,7 @@ def _run(engine: Engine, text: str, doc: syntax.Document | None, layout: Layout,
     on_step = _step_callback(engine, layout, on_progress, stop)
 
     def resample(rows: np.ndarray, rows_fixed: np.ndarray):
-        return _denoise(engine, rows, rows_fixed, layout.slots, options, within, on_step).sample
+        return _denoise(engine, rows, rows_fixed, layout.slots, options, within, on_step, bias).sample
 
     result, generated = first.sample, first.generated
     pick = choose(engine, text, doc, layout, result, generated, options.language, options.candidates,

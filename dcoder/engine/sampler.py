@@ -50,6 +50,9 @@ class SampleResult:
 
 
 OnStep = Callable[[StepState], bool | None]
+# Adjusts, in place, the (N, V) log-probabilities of N masked positions, given the batch
+# (B, T) and each position's row and index in it (dcoder.engine.names.NameBias).
+Bias = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]
 
 
 def shifted_window(lo: int, hi: int, shift: bool) -> tuple[int, int]:
@@ -193,11 +196,13 @@ def denoise(
     suppress: tuple[int, ...] = (),
     suppress_rows: np.ndarray | None = None,
     never: tuple[int, ...] = (),
+    bias: Bias | None = None,
 ) -> SampleResult:
     """Resolve every ``mask_id`` in ``ids`` (B, T). ``on_step`` returning True stops the run.
 
     The ``suppress`` tokens are never chosen in the rows where ``suppress_rows`` (B,) is True
     (in every row when it is None); the mask token and the ``never`` tokens are never chosen anywhere.
+    ``bias`` adjusts each step's log-probabilities before the tokens are chosen.
     """
     x = np.array(ids, dtype=np.int64, copy=True)
     masked = x == mask_id
@@ -223,6 +228,8 @@ def denoise(
             held = suppress_rows[b_idx]
             if suppress and held.any():
                 chosen[held] = drop_tokens(chosen[held], suppress)
+            if bias is not None:
+                bias(x, b_idx, lo + w_idx, chosen)
         pick, tokens, tok_logp = reveal(win, b_idx, w_idx, chosen, config, rng, step)
         x[b_idx[pick], lo + w_idx[pick]] = tokens[pick]
         logprobs[b_idx[pick], lo + w_idx[pick]] = tok_logp[pick]
@@ -338,12 +345,13 @@ def denoise_lengths(
     lengths: Lengths,
     on_step: OnStep | None = None,
     fixed: np.ndarray | None = None,
+    bias: Bias | None = None,
 ) -> GrownResult:
     """Resolve every ``mask_id`` in ``ids`` (B, T), the spans at ``slots`` free to change length.
 
     At each step a mask revealed as ``expand`` becomes two masks, one revealed as ``delete`` (or as
     a token that ends a span) is removed with every mask after it in its span. Padding in a slot
-    is room the span may grow into, not part of it. Rows where ``fixed`` (B,) is True keep their
+    is room the span may grow into, not part of it. ``bias`` is as for ``denoise``. Rows where ``fixed`` (B,) is True keep their
     layout: they never expand, delete nor end a span early, as in ``denoise``. Rows are batched
     while they have the same layout. A span grows to at most ``lengths.max_span`` tokens by at
     most as many expansions, and only while the returned rows stay within ``lengths.max_len``,
@@ -391,6 +399,9 @@ def denoise_lengths(
                 chosen[~may_grow] = drop_tokens(chosen[~may_grow], (lengths.expand,))
             if not may_end.all():
                 chosen[~may_end] = drop_tokens(chosen[~may_end], lengths.removers)
+            if bias is not None:
+                with np.errstate(all="ignore"):
+                    bias(batch, b_idx, lo + w_idx, chosen)
             pick, tokens, tok_logp = reveal(win, b_idx, w_idx, chosen, config, rng, step)
             for j, r in enumerate(members):
                 mine = pick & (b_idx == j)

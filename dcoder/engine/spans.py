@@ -22,6 +22,8 @@ BUDGET_BUCKETS = (32, 64, 128, 256, 512)
 # Characters kept per token of context before tokenizing, so a 10 MB file is never tokenized whole.
 CHARS_PER_TOKEN_BOUND = 8
 MIN_CONTEXT_TOKENS = 16
+# Share of the context a preamble (code from other files) may take when the file needs the rest.
+PREAMBLE_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,11 @@ def build_layout(
     tokens: SpecialTokens,
     max_len: int,
     lead: int | None,
+    preamble: str = "",
 ) -> Layout:
-    """One token sequence: [lead] ctx0 <span0> ctx1 <span1> ... ctxN, within ``max_len`` tokens."""
+    """One token sequence: [lead] preamble ctx0 <span0> ctx1 <span1> ... ctxN, within ``max_len``
+    tokens. The ``preamble`` (similar code from other files) takes what the file leaves of the
+    context, and at least ``PREAMBLE_SHARE`` of it; it loses its end when cut."""
     spans = sorted(spans, key=lambda s: s.start)
     check_spans(text, spans)
     bounds = [0] + [p for s in spans for p in (s.start, s.end)] + [len(text)]
@@ -159,11 +164,17 @@ def build_layout(
         )
     segments = _trim_chars(segments, available * CHARS_PER_TOKEN_BOUND)
     seg_tokens = tokenizer.encode_batch(segments)
+    before: list[int] = [] if lead is None else [lead]
+    if preamble:
+        pre = tokenizer.encode(preamble[:available * CHARS_PER_TOKEN_BOUND])
+        room = max(int(available * PREAMBLE_SHARE), available - sum(len(t) for t in seg_tokens))
+        before += pre[:room]
+        available -= len(before) - (lead is not None)
     quota = _allocate([len(t) for t in seg_tokens], available)
     last = len(seg_tokens) - 1
     seg_tokens = [_keep(t, q, i, last) for i, (t, q) in enumerate(zip(seg_tokens, quota))]
 
-    ids: list[int] = [] if lead is None else [lead]
+    ids = before
     slots = []
     for i, span in enumerate(spans):
         ids.extend(seg_tokens[i])

@@ -42,11 +42,15 @@ class Tokenizer:
         return self._tok.decode(list(ids), skip_special_tokens=False)
 
     @cached_property
+    def texts(self) -> tuple[str, ...]:
+        """Each token's text on its own (special tokens as empty strings)."""
+        return tuple(self._tok.decode_batch([[i] for i in range(self.vocab_size)], skip_special_tokens=True))
+
+    @cached_property
     def symbol_ids(self) -> np.ndarray:
         """Tokens made only of punctuation and blanks (brackets, colons, quotes, a line break with
         its indentation): the structure a fill may need when the model prefers words."""
-        texts = self._tok.decode_batch([[i] for i in range(self.vocab_size)], skip_special_tokens=True)
-        return np.array([i for i, t in enumerate(texts) if _SYMBOL.fullmatch(t)], dtype=np.int64)
+        return np.array([i for i, t in enumerate(self.texts) if _SYMBOL.fullmatch(t)], dtype=np.int64)
 
     def token_id(self, name: str) -> int | None:
         return self._tok.token_to_id(name)

@@ -169,15 +169,26 @@ BASELINES = {"previous-line": previous_line_filler}
 class ModelFiller:
     """Fills a task's middle through the same ``infill`` call an editor request makes."""
 
-    def __init__(self, engine, options, oracle_length: bool = False) -> None:
+    def __init__(self, engine, options, oracle_length: bool = False, workspace=None) -> None:
         self.engine = engine
         self.options = options
         self.oracle_length = oracle_length
+        self.workspace = workspace  # a dcoder.retrieval.WorkspaceIndex: each task gets its most similar code
+
+    def _snippets(self, task: Task) -> tuple:
+        """The workspace's code most like the lines around the hole, never from the task's own
+        file (it holds the answer): ``task_id`` up to the kind names it, e.g. click/core.py."""
+        own = self.workspace.root / task.task_id.rsplit("/", 2)[0]
+        cursor = len(task.prompt)
+        return tuple(self.workspace.search(task.prompt + task.suffix, cursor, skip=own))
 
     def __call__(self, task: Task, sample: int) -> Fill:
         from dcoder.infill import DeadlinePassed, infill
 
+        start = time.perf_counter()  # the search of the workspace counts in the fill's time
         options = replace(self.options, language=task.language)
+        if self.workspace is not None:
+            options = replace(options, snippets=self._snippets(task))
         if sample:
             options = replace(options, sampler=replace(options.sampler, seed=options.sampler.seed + sample))
         if self.oracle_length:
@@ -186,7 +197,6 @@ class ModelFiller:
                 return Fill("")  # the oracle says the middle is empty: nothing to generate
             options = replace(options, exact_length=length)
         cursor = len(task.prompt)
-        start = time.perf_counter()
         try:
             result = infill(self.engine, task.prompt + task.suffix, [(cursor, cursor)], options)
         except DeadlinePassed:

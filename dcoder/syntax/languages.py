@@ -73,10 +73,11 @@ CAPTURES = frozenset({
 SHARED_QUERIES = {"tsx": "typescript"}
 
 
-def grammar_dir(language: str) -> Path | None:
+def grammar_dir(language: str, file: str = QUERY_FILE) -> Path | None:
+    """The folder holding ``language``'s query ``file`` (regions.scm, locals.scm)."""
     language = SHARED_QUERIES.get(language, language)
     for root in GRAMMAR_DIRS:
-        if (root / language / QUERY_FILE).is_file():
+        if (root / language / file).is_file():
             return root / language
     return None
 

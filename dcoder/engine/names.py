@@ -1,0 +1,115 @@
+"""A lean towards names in scope while denoising: a prefix trie over the tokenizations of the
+names (with and without a leading space), and a bias the sampler adds at each step.
+
+A masked position whose left neighbour ends a word continues an identifier: when the tokens
+before it spell the start of a known name, the tokens that carry that name on gain ``strength``
+(log-probability). Any other position may begin one: the first tokens of known names gain it.
+The gain is taken back from the same kind of tokens (those that begin, or continue, an
+identifier), so the model's mass on punctuation, keywords' neighbours and line ends is as it
+was: the bias picks among identifiers, never decides that one comes, and never bans a token
+(a new name stays possible, only less likely).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+import numpy as np
+
+from dcoder.engine.tokenizer import Tokenizer
+
+_BEGINS = re.compile(r" ?[^\W\d]\w*")  # a token that can begin an identifier
+_CONTINUES = re.compile(r"\w+")
+_ENDS_WORD = re.compile(r"\w$")
+
+
+class _Kinds:
+    """Which tokens of a vocabulary begin, continue or end an identifier (computed once per tokenizer)."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        texts = tokenizer.texts
+        self.begins = np.array([bool(_BEGINS.fullmatch(t)) for t in texts])
+        self.continues = np.array([bool(_CONTINUES.fullmatch(t)) for t in texts])
+        self.ends_word = np.array([bool(_ENDS_WORD.search(t)) for t in texts])
+        self.spaced = np.array([t.startswith(" ") for t in texts])
+
+
+@functools.lru_cache(maxsize=4)
+def _kinds(tokenizer: Tokenizer) -> _Kinds:
+    return _Kinds(tokenizer)
+
+
+class NameBias:
+    """Called by the sampler on each step's log-probabilities (see ``__call__``)."""
+
+    def __init__(self, tokenizer: Tokenizer, names: tuple[str, ...], strength: float, mask: int):
+        self.kinds = _kinds(tokenizer)
+        self.strength = float(strength)
+        self.mask = mask
+        self.trie: dict = {}  # token -> (children, whether a name ends here)
+        self.depth = 0
+        spellings = [form for name in names for form in (name, " " + name)]
+        for ids in tokenizer.encode_batch(spellings) if spellings else ():
+            if not ids or not self.kinds.begins[ids[0]] or not self.kinds.continues[ids[1:]].all():
+                continue  # a spelling the model would not write as one identifier (" " then the name)
+            node = self.trie
+            for t in ids:
+                node = node.setdefault(t, ({},))[0]
+            self.depth = max(self.depth, len(ids))
+        self.first = np.fromiter(self.trie, dtype=np.int64, count=len(self.trie))
+
+    def _after(self, row: np.ndarray, p: int):
+        """The trie node the tokens just before position ``p`` of ``row`` lead to, when they spell
+        the start of a name that begins at a word boundary; None when they do not; the root when
+        ``p`` may begin a name."""
+        k = self.kinds
+        left = int(row[p - 1]) if p > 0 else None
+        if left is None or left == self.mask or not k.ends_word[left]:
+            return self.trie
+        for n in range(min(self.depth, p), 0, -1):  # the longest spelling that ends at p - 1
+            start = p - n
+            head = int(row[start])
+            if head == self.mask or head not in self.trie:
+                continue
+            before = int(row[start - 1]) if start > 0 else self.mask
+            if not k.spaced[head] and before != self.mask and k.ends_word[before]:
+                continue  # inside a longer word
+            node = self.trie
+            for t in row[start:p]:
+                step = node.get(int(t))
+                if step is None:
+                    break
+                node = step[0]
+            else:
+                return node
+        return None  # inside a word no known name starts: a new name
+
+    def __call__(self, ids: np.ndarray, rows: np.ndarray, positions: np.ndarray, logp: np.ndarray) -> None:
+        """Bias ``logp`` (N, V), in place: row j is the prediction for ``ids[rows[j], positions[j]]``."""
+        if self.strength == 0 or not self.trie:
+            return
+        k = self.kinds
+        begin = []
+        for j, (r, p) in enumerate(zip(rows, positions)):
+            node = self._after(ids[r], int(p))
+            if node is self.trie:
+                begin.append(j)
+            elif node:
+                boost = np.fromiter(node, dtype=np.int64, count=len(node))
+                self._shift(logp, np.array([j]), boost, k.continues)
+        if begin:
+            self._shift(logp, np.array(begin), self.first, k.begins)
+
+    def _shift(self, logp: np.ndarray, rows: np.ndarray, boost: np.ndarray, group: np.ndarray) -> None:
+        """Add ``strength`` to the ``boost`` tokens of ``rows``, and take the gain back from the
+        ``group`` tokens (which hold ``boost``) so the group keeps its probability."""
+        sub = logp[rows]
+        group_p = np.exp(sub[:, group]).sum(axis=-1)
+        boost_p = np.exp(sub[:, boost]).sum(axis=-1)
+        grown = group_p + boost_p * np.expm1(self.strength)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            back = np.where(group_p > 0, np.log(group_p) - np.log(grown), 0.0)
+        sub[:, group] += back[:, None]
+        sub[:, boost] += self.strength
+        logp[rows] = sub

@@ -1,0 +1,109 @@
+"""Names in scope at a position: what the language's ``grammars/<language>/locals.scm`` defines
+in the scopes around it, the attributes set on ``self``/``cls`` in its class, and the free names
+the file reads (imports, builtins, module globals). The sampler leans towards them
+(dcoder.engine.names); the query conventions are in grammars/README.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+from dcoder.errors import DcoderError
+from dcoder.syntax.document import Document
+from dcoder.syntax.languages import grammar_dir
+
+LOCALS_FILE = "locals.scm"
+MAX_NAMES = 4096  # a generated file may define more; the nearest scopes' names come first
+_NAME = re.compile(r"[^\W\d]\w*")
+_CLASS_TYPES = ("class_definition", "class_declaration", "class")
+
+
+@functools.cache
+def _query(language: str):
+    """The language's locals query; None when it has no locals.scm."""
+    from tree_sitter import Query, QueryError
+
+    from dcoder.syntax.languages import grammar
+
+    folder, g = grammar_dir(language, LOCALS_FILE), grammar(language)
+    if folder is None or g is None:
+        return None
+    path = folder / LOCALS_FILE
+    try:
+        return Query(g.language, path.read_text(encoding="utf-8"))
+    except QueryError as exc:
+        raise DcoderError(f"{path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Scopes:
+    spans: tuple[tuple[int, int], ...]  # byte range of each scope node
+    defined: tuple[tuple[str, int], ...]  # (name, index of the scope it is defined in)
+    fields: tuple[tuple[str, int], ...]  # (attribute, index of its class scope, -1 outside a class)
+    free: tuple[str, ...]  # names read in the file and defined in no scope but the outermost
+
+
+def _text(node) -> str:
+    return node.text.decode("utf-8", "replace")
+
+
+def _owner(node, index: dict[int, int], own_name: bool) -> int:
+    """The scope a definition belongs to: the innermost scope node around it (for a function's
+    or class's own name, the one around that definition)."""
+    parent = node.parent
+    if own_name and parent is not None and parent.id in index:
+        parent = parent.parent
+    while parent is not None and parent.id not in index:
+        parent = parent.parent
+    return index[parent.id] if parent is not None else -1
+
+
+@functools.lru_cache(maxsize=8)  # the language server asks once per request, of the same snapshot
+def _scopes(doc: Document) -> _Scopes | None:
+    query = _query(doc.grammar.name)
+    if query is None:
+        return None
+    from tree_sitter import QueryCursor
+
+    captures = QueryCursor(query).captures(doc.tree.root_node)
+    scope_nodes = sorted(captures.get("local.scope", []), key=lambda n: (n.start_byte, -n.end_byte))
+    index = {n.id: i for i, n in enumerate(scope_nodes)}
+    defined = []
+    for node in captures.get("local.definition", []):
+        own = node.parent is not None and node.parent.id in index
+        defined.append((_text(node), _owner(node, index, own)))
+    fields = []
+    for node in captures.get("local.definition.field", []):
+        up = node.parent
+        while up is not None and up.type not in _CLASS_TYPES:
+            up = up.parent
+        fields.append((_text(node), index.get(up.id, -1) if up is not None else -1))
+    inner = {name for name, scope in defined if scope > 0}
+    free = sorted({_text(n) for n in captures.get("local.reference", [])} - inner)
+    return _Scopes(tuple((n.start_byte, n.end_byte) for n in scope_nodes), tuple(defined), tuple(fields), tuple(free))
+
+
+def names_at(doc: Document | None, start: int, end: int | None = None) -> tuple[str, ...]:
+    """Names visible at the character range [start, end) of ``doc``, nearest scope first: its
+    scopes' definitions, the fields of its class, then the file's free names. Empty when the
+    language has no locals.scm."""
+    scopes = _scopes(doc) if doc is not None else None
+    if scopes is None:
+        return ()
+    a = doc.offsets.byte(start)
+    b = doc.offsets.byte(start if end is None else end)
+    around = [i for i, (s, e) in enumerate(scopes.spans) if s <= a and b <= e]
+    depth = {scope: d for d, scope in enumerate(reversed(around))}  # 0: the innermost
+    found: dict[str, int] = {}
+    for name, scope in scopes.defined:
+        if scope in depth:
+            found[name] = min(found.get(name, len(depth)), depth[scope])
+    for name, scope in scopes.fields:
+        if scope in depth:
+            found.setdefault(name, depth[scope])
+    for name in scopes.free:
+        found.setdefault(name, len(depth))
+    names = sorted((n for n in found if _NAME.fullmatch(n)), key=lambda n: (found[n], n))
+    return tuple(names[:MAX_NAMES])
