@@ -30,8 +30,16 @@ log = logging.getLogger("dcoder.workspace")
 WINDOW, STRIDE = 16, 8  # lines per indexed window, and lines between window starts
 QUERY_BEFORE, QUERY_AFTER = 16, 4  # lines around the hole the query is made of
 ALWAYS_SKIPPED = (".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache")
-COMMON = 0.25  # terms in more windows than this share say nothing of similarity: not scored
+# A term in more than this share of the windows (and in many) says little of similarity and would
+# cost a long loop: not scored.
+COMMON, COMMON_MIN = 0.25, 1000
+RELATIVE = 0.5  # a window scoring under this share of the best one is less use than the file's own text
 _IDENT = re.compile(r"[^\W\d]\w*")
+# Keywords of the common languages: every window has them, they make nothing alike.
+_KEYWORDS = frozenset("""and as break case catch class const continue def default del elif else except export extends
+false final finally fn for from func function if import in interface is let match new nil none not null or package
+pass private protected public raise return self static struct switch this throw true try type var void while with
+yield None True False""".split())
 _LINE_COMMENT = {"python": "#", "ruby": "#", "bash": "#", "r": "#", "julia": "#", "lua": "--", "haskell": "--"}
 
 
@@ -208,7 +216,8 @@ class WorkspaceIndex:
         except UnicodeDecodeError:
             return "not UTF-8"
         with self._lock:
-            self._add(rel, text)
+            if rel not in self._files and rel not in self._staged:  # the editor's text wins over the disk's
+                self._add(rel, text)
         return None
 
     def _add(self, rel: str, text: str) -> None:
@@ -217,7 +226,7 @@ class WorkspaceIndex:
         ids = []
         for first in range(0, max(len(lines) - WINDOW, 0) + 1, STRIDE):
             chunk = "\n".join(lines[first:first + WINDOW])
-            terms = Counter(_IDENT.findall(chunk))
+            terms = Counter(t for t in _IDENT.findall(chunk) if t not in _KEYWORDS)
             if not terms:
                 continue
             n = sum(terms.values())
@@ -295,11 +304,12 @@ class WorkspaceIndex:
     def search(self, text: str, start: int, end: int | None = None, k: int = 2,
                skip: str | Path | None = None) -> list[Snippet]:
         """The ``k`` windows most like the lines around ``text[start:end]`` (BM25 over identifiers),
-        not from the file ``skip``, at most one per place (overlapping windows of a file count once)."""
+        not from the file ``skip``, at most one per place (overlapping windows of a file count once),
+        none scoring under ``RELATIVE`` of the best."""
         end = start if end is None else end
         before = text[:start].split("\n")[-QUERY_BEFORE:]
         after = text[end:].split("\n")[:QUERY_AFTER]
-        query = set(_IDENT.findall("\n".join(before + after)))
+        query = set(_IDENT.findall("\n".join(before + after))) - _KEYWORDS
         skip_rel = self.relative(skip) if skip is not None else None
         with self._lock:
             self._apply_staged()
@@ -309,7 +319,7 @@ class WorkspaceIndex:
             scores: dict[int, float] = {}
             for term in query:
                 posting = self._postings.get(term)
-                if not posting or len(posting) > COMMON * n:
+                if not posting or len(posting) > max(COMMON * n, COMMON_MIN):
                     continue
                 idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
                 for wid in posting:
@@ -319,7 +329,10 @@ class WorkspaceIndex:
                     tf, length = window[3][term], window[4]
                     scores[wid] = scores.get(wid, 0.0) + idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / mean))
             chosen: list[Snippet] = []
+            best = max(scores.values(), default=0.0)
             for wid in sorted(scores, key=lambda w: -scores[w]):
+                if scores[wid] < RELATIVE * best:
+                    break
                 path, first, chunk, _, _ = self._windows[wid]
                 if any(s.path == path and abs(s.start_line - first) < WINDOW for s in chosen):
                     continue

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
+from dcoder.config import (DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, SCOPE_BIAS, SCOPE_BIAS_BOUNDS,
+                           LengthConfig, SamplerConfig)
 from dcoder.errors import DcoderError
 from dcoder.infill import MAX_SEARCH_TOKENS, InfillOptions
 
@@ -32,6 +33,9 @@ class Settings:
     length: str = LengthConfig.mode  # pad, expand or auto (see dcoder.config.LengthConfig)
     max_span: int = LengthConfig.max_span  # with expand: most tokens a span may grow to
     deadline: float = DEADLINE_S  # seconds a request may take before the best fill so far is used
+    scope_bias: float = SCOPE_BIAS  # lean towards the names in scope (dcoder.engine.names); 0: off
+    workspace_context: bool = True  # similar code from the workspace's other files ahead of the file
+    workspace_exclude: tuple[str, ...] | None = None  # folders or file name patterns left out of that index
     server: str | None = None  # a dcoder server's URL (dcoder serve): it runs the model instead, nothing is loaded here
     server_token: str | None = None  # its bearer token; None: $DCODER_TOKEN
 
@@ -47,7 +51,7 @@ class Settings:
         rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
                              language=language, lengths=LengthConfig(self.length, self.max_span),
-                             deadline=self.deadline, **rounds)
+                             deadline=self.deadline, scope_bias=self.scope_bias, **rounds)
 
     def updated(self, raw: Any) -> tuple["Settings", list[str]]:
         """These settings with the values in ``raw`` applied; invalid values are skipped and
@@ -114,6 +118,15 @@ def _text(what: str, prefixes: tuple[str, ...] = ("",)):
     return check
 
 
+def _patterns(name: str, value: Any):
+    """A list of folder or file name patterns (empty or null: none)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip("/") for v in value):
+        raise DcoderError(f"setting {_camel(name)} must be a list of folder or file name patterns, got {value!r}")
+    return tuple(value) or None
+
+
 # Each setting's check, with its bounds, declared once (the defaults are the dataclass's).
 CHECKS = {
     "model": _text("a folder path or hub name ORG/NAME"),
@@ -131,6 +144,9 @@ CHECKS = {
     "length": _choice(LENGTH_MODES),
     "max_span": _number(int, 1, MAX_SPAN_LIMIT),
     "deadline": _number(float, *DEADLINE_BOUNDS),
+    "scope_bias": _number(float, *SCOPE_BIAS_BOUNDS),
+    "workspace_context": _flag,
+    "workspace_exclude": _patterns,
     "server": _text("an http:// or https:// URL", ("http://", "https://")),
     "server_token": _text("a string"),
 }

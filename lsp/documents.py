@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from functools import cached_property
 
+from pygls.uris import to_fs_path
+
 from dcoder import syntax
 from dcoder_lsp.positions import LineIndex
 
@@ -66,6 +68,11 @@ class Document:
     def engine(self) -> EngineText:
         return EngineText.of(self.text)
 
+    @cached_property
+    def path(self) -> str | None:
+        """The file's path, for a file: URI."""
+        return to_fs_path(self.uri) if self.uri.startswith("file:") else None
+
     @property
     def grammar(self) -> str | None:
         """The grammar name the engine checks fills with; None for a huge document."""
@@ -85,6 +92,9 @@ class DocumentStore:
 
     def get(self, uri: str) -> Document | None:
         return self._docs.get(uri)
+
+    def all(self) -> list[Document]:
+        return list(self._docs.values())
 
     def version(self, uri: str) -> int | None:
         doc = self._docs.get(uri)

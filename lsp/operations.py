@@ -3,13 +3,15 @@ refine a selection, fill ranges. Runs on the inference thread; knows nothing of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from dcoder.engine.engine import Engine
 from dcoder.engine.spans import find_holes
 from dcoder.infill import Edit, Progress, infill
+from dcoder.infill import InfillOptions
 from dcoder.infill import refine as engine_refine
+from dcoder.retrieval import WorkspaceIndex
 from dcoder_lsp.completion import CONTEXT_CHARS, tidy
 from dcoder_lsp.config import Settings
 from dcoder_lsp.documents import Document, EngineText
@@ -55,6 +57,15 @@ def _infill(engine: Runner, text: str, ranges: list[tuple[int, int]], options, o
     return infill(engine, text, ranges, options, on_progress, cancelled)
 
 
+def _with_context(options: InfillOptions, workspace: WorkspaceIndex | None, doc: Document,
+                  span: tuple[int, int]) -> InfillOptions:
+    """``options`` with the workspace's code most like the lines around ``span`` (engine offsets)."""
+    if workspace is None:
+        return options
+    found = workspace.search(doc.engine.text, *span, skip=doc.path)
+    return replace(options, snippets=tuple(found)) if found else options
+
+
 def _document_edits(view: EngineText, original: str, edits: tuple[Edit, ...]) -> tuple[Edit, ...]:
     out = []
     for e in edits:
@@ -81,12 +92,13 @@ def single_line(doc: Document, at: int) -> bool:
 
 
 def complete(engine: Runner, doc: Document, offset: int, settings: Settings, on_step: OnStep,
-             cancelled: Cancelled) -> str | None:
-    """Ghost text to insert at ``offset``; None when the run was stopped, '' when nothing fits."""
+             cancelled: Cancelled, workspace: WorkspaceIndex | None = None) -> str | None:
+    """Ghost text to insert at ``offset``; None when the run was stopped, '' when nothing fits.
+    ``workspace``: the index of the workspace's files, for similar code in the model's context."""
     view = doc.engine
     text, at = view.text, view.to_engine(offset)
-    result = _infill(engine, text, [(at, at)], settings.options(doc.grammar, inline=True), _progress(view, on_step),
-                     cancelled)
+    options = _with_context(settings.options(doc.grammar, inline=True), workspace, doc, (at, at))
+    result = _infill(engine, text, [(at, at)], options, _progress(view, on_step), cancelled)
     if result.cancelled:
         return None
     before = text[max(0, at - CONTEXT_CHARS):at]
@@ -95,12 +107,12 @@ def complete(engine: Runner, doc: Document, offset: int, settings: Settings, on_
 
 
 def refine(engine: Runner, doc: Document, start: int, end: int, settings: Settings, keep_confident: bool,
-           on_step: OnStep, cancelled: Cancelled) -> Outcome:
+           on_step: OnStep, cancelled: Cancelled, workspace: WorkspaceIndex | None = None) -> Outcome:
     """Regenerate ``doc.text[start:end]``; with ``keep_confident``, only its unlikely tokens."""
     view = doc.engine
     span = (view.to_engine(start), view.to_engine(end))
     min_confidence = settings.min_confidence if keep_confident else None
-    options, progress = settings.options(doc.grammar), _progress(view, on_step)
+    options, progress = _with_context(settings.options(doc.grammar), workspace, doc, span), _progress(view, on_step)
     if isinstance(engine, RemoteEngine):
         result = engine.refine(view.text, span, options, min_confidence, progress)
     else:
@@ -109,11 +121,12 @@ def refine(engine: Runner, doc: Document, start: int, end: int, settings: Settin
 
 
 def fill(engine: Runner, doc: Document, ranges: list[tuple[int, int]], settings: Settings, on_step: OnStep,
-         cancelled: Cancelled) -> Outcome:
+         cancelled: Cancelled, workspace: WorkspaceIndex | None = None) -> Outcome:
     """Replace every range with generated code, all in one run."""
     view = doc.engine
     spans = [(view.to_engine(a), view.to_engine(b)) for a, b in ranges]
-    result = _infill(engine, view.text, spans, settings.options(doc.grammar), _progress(view, on_step), cancelled)
+    options = _with_context(settings.options(doc.grammar), workspace, doc, spans[0])
+    result = _infill(engine, view.text, spans, options, _progress(view, on_step), cancelled)
     return Outcome(_document_edits(view, doc.text, result.edits), result.cancelled, result.parses, result.timed_out)
 
 

@@ -37,7 +37,8 @@ class RemoteEngine:
         s = options.sampler
         body.update(language=options.language, max_tokens=options.max_tokens, exact_length=options.exact_length,
                     candidates=options.candidates, repair=options.repair_rounds, search_tokens=options.search_tokens,
-                    length=options.lengths.mode, max_span=options.lengths.max_span, stream=True,
+                    length=options.lengths.mode, max_span=options.lengths.max_span, scope_bias=options.scope_bias,
+                    context=[{"path": c.path, "text": c.text} for c in options.snippets], stream=True,
                     sampler={"steps": s.steps, "threshold": s.threshold, "alg": s.alg, "alg_temp": s.alg_temp,
                              "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed})
         headers = {"content-type": "application/json"}

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Callable
 
 from lsprotocol import types
@@ -20,10 +22,12 @@ from pygls.capabilities import ServerCapabilitiesBuilder, get_capability
 from pygls.exceptions import JsonRpcContentModified, JsonRpcException, JsonRpcInvalidParams, JsonRpcRequestCancelled
 from pygls.protocol import default_converter
 from pygls.protocol.language_server import lsp_method
+from pygls.uris import to_fs_path
 
 from dcoder import __version__
 from dcoder.errors import DcoderError, Interrupted
 from dcoder.infill import Edit
+from dcoder.retrieval import WorkspaceIndex
 from dcoder_lsp import actions, operations
 from dcoder_lsp.config import Settings
 from dcoder_lsp.documents import Document, DocumentStore
@@ -90,6 +94,39 @@ class DcoderServer(StrictServer):
         self.owns_inference = inference is None
         self.inference = inference or ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcoder-inference")
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.root: Path | None = None  # the workspace folder, from initialize
+        self.workspace: WorkspaceIndex | None = None  # its index, when the settings ask for similar code
+        self._workspace_key: tuple | None = None
+
+    # ---- the workspace index ---------------------------------------------------------------
+
+    def index_workspace(self) -> None:
+        """(Re)build the workspace index on a thread of its own when the root or the settings call
+        for it; requests use what is indexed so far (the build is bounded in files, bytes and time)."""
+        s = self.settings
+        key = (self.root, s.workspace_exclude) if s.workspace_context and self.root is not None else None
+        if key == self._workspace_key:
+            return
+        self._workspace_key = key
+        if key is None:
+            self.workspace = None
+            return
+        index = self.workspace = WorkspaceIndex(self.root, s.workspace_exclude or ())
+        for doc in self.documents.all():
+            self.stage(doc)
+
+        def build() -> None:
+            try:
+                index.build()
+            except Exception:  # a bug must not take the server down: requests go on without the index
+                log.exception("workspace index failed")
+
+        threading.Thread(target=build, name="dcoder-workspace", daemon=True).start()
+
+    def stage(self, doc: Document | None) -> None:
+        """The editor's text of ``doc`` replaces the file's in the workspace index."""
+        if doc is not None and self.workspace is not None and doc.path is not None:
+            self.workspace.stage(doc.path, doc.engine.text)
 
     # ---- messages to the client ------------------------------------------------------------
 
@@ -204,8 +241,9 @@ class DcoderServer(StrictServer):
             return None
         job = self.jobs.start(uri, "complete", self.protocol.msg_id)
         try:
+            workspace = self.workspace
             text = await self.infer(job, doc, lambda engine, settings, on_step, cancelled: operations.complete(
-                engine, doc, offset, settings, on_step, cancelled), preview=self.settings.inline_preview)
+                engine, doc, offset, settings, on_step, cancelled, workspace), preview=self.settings.inline_preview)
         except (DcoderError, ModelUnavailable) as exc:
             self.window_log_message(types.LogMessageParams(types.MessageType.Info, f"dcoder: no completion: {exc}"))
             return None
@@ -228,9 +266,10 @@ class DcoderServer(StrictServer):
             raise JsonRpcInvalidParams(mismatch)
         job = self.jobs.start(op.uri, "edit", self.protocol.msg_id)
         token = await self._begin_progress(op.title, job) if progress else None
+        workspace = self.workspace
         try:
             outcome = await self.infer(job, doc, lambda engine, settings, on_step, cancelled: _run(
-                op, engine, doc, settings, on_step, cancelled), preview=self.settings.preview, progress=token)
+                op, engine, doc, settings, on_step, cancelled, workspace), preview=self.settings.preview, progress=token)
         finally:
             if token is not None:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="stopped" if job.cancelled else "done"))
@@ -271,12 +310,13 @@ class DcoderServer(StrictServer):
         return {"applied": bool(result.applied), "reason": result.failure_reason}
 
 
-def _run(op: actions.Operation, engine, doc: Document, settings: Settings, on_step, cancelled) -> operations.Outcome:
+def _run(op: actions.Operation, engine, doc: Document, settings: Settings, on_step, cancelled,
+         workspace: WorkspaceIndex | None) -> operations.Outcome:
     if op.op in (actions.REFINE, actions.REFINE_CONFIDENT):
         (start, end), = op.ranges
         return operations.refine(engine, doc, start, end, settings, op.op == actions.REFINE_CONFIDENT, on_step,
-                                 cancelled)
-    return operations.fill(engine, doc, list(op.ranges), settings, on_step, cancelled)
+                                 cancelled, workspace)
+    return operations.fill(engine, doc, list(op.ranges), settings, on_step, cancelled, workspace)
 
 
 # ---- handlers --------------------------------------------------------------------------------
@@ -285,12 +325,23 @@ def initialize(ls: DcoderServer, params: types.InitializeParams) -> None:
     encoding = ServerCapabilitiesBuilder.choose_position_encoding(params.capabilities)
     ls.encoding = getattr(encoding, "value", encoding)
     ls.settings, ls.problems = ls.settings.updated(params.initialization_options)
+    ls.root = _root(params)
+
+
+def _root(params: types.InitializeParams) -> Path | None:
+    """The workspace folder: the first of the workspace folders, else the root URI or path."""
+    uris = [f.uri for f in params.workspace_folders or ()] + [params.root_uri]
+    for uri in uris:
+        if uri and uri.startswith("file:"):
+            return Path(to_fs_path(uri))
+    return Path(params.root_path) if params.root_path else None
 
 
 def initialized(ls: DcoderServer, params: types.InitializedParams) -> None:
     for problem in ls.problems:
         ls.report("warning", problem)
     ls.send_status()
+    ls.index_workspace()
 
 
 def shutdown(ls: DcoderServer, params) -> None:
@@ -301,16 +352,20 @@ def shutdown(ls: DcoderServer, params) -> None:
 
 def did_open(ls: DcoderServer, params: types.DidOpenTextDocumentParams) -> None:
     d = params.text_document
-    ls.documents.open(d.uri, d.language_id, d.version, d.text)
+    ls.stage(ls.documents.open(d.uri, d.language_id, d.version, d.text))
 
 
 def did_change(ls: DcoderServer, params: types.DidChangeTextDocumentParams) -> None:
     d = params.text_document
     ls.jobs.document_changed(d.uri)
     try:
-        ls.documents.change(d.uri, d.version, params.content_changes, ls.encoding)
+        ls.stage(ls.documents.change(d.uri, d.version, params.content_changes, ls.encoding))
     except PositionError as exc:
         ls.report("warning", f"ignored a change to {d.uri}: {exc}")
+
+
+def did_save(ls: DcoderServer, params: types.DidSaveTextDocumentParams) -> None:
+    ls.stage(ls.documents.get(params.text_document.uri))
 
 
 def did_close(ls: DcoderServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -327,6 +382,7 @@ async def did_change_configuration(ls: DcoderServer, params: types.DidChangeConf
     for problem in problems:
         ls.report("warning", problem)
     ls.send_status()
+    ls.index_workspace()
 
 
 async def inline_completion(ls: DcoderServer, params: types.InlineCompletionParams) -> types.InlineCompletionList:
@@ -459,6 +515,7 @@ def create_server(inference: ThreadPoolExecutor | None = None) -> DcoderServer:
     ls.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)
+    ls.feature(types.TEXT_DOCUMENT_DID_SAVE)(did_save)
     ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
     ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())(inline_completion)
     ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(completion)

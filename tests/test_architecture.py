@@ -15,7 +15,7 @@ PACKAGES = {"dcoder": ROOT / "dcoder", "dcoder_lsp": ROOT / "lsp"}
 FLOORS = [
     {"dcoder", "dcoder.errors", "dcoder.config", "dcoder.positions", "dcoder.files"},
     {"dcoder.engine"},
-    {"dcoder.syntax"},
+    {"dcoder.syntax", "dcoder.retrieval"},
     {"dcoder.infill"},
     {"dcoder.evaluation"},
     {"dcoder.training", "dcoder.serving", "dcoder_lsp"},

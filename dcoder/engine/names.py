@@ -1,9 +1,10 @@
 """A lean towards names in scope while denoising: a prefix trie over the tokenizations of the
 names (with and without a leading space), and a bias the sampler adds at each step.
 
-A masked position whose left neighbour ends a word continues an identifier: when the tokens
+A masked position whose left neighbour ends a word may continue an identifier: when the tokens
 before it spell the start of a known name, the tokens that carry that name on gain ``strength``
-(log-probability). Any other position may begin one: the first tokens of known names gain it.
+(log-probability); when they do not, only a token with a leading space can begin a known name
+there. Any other position may begin one: the first tokens of known names gain it.
 The gain is taken back from the same kind of tokens (those that begin, or continue, an
 identifier), so the model's mass on punctuation, keywords' neighbours and line ends is as it
 was: the bias picks among identifiers, never decides that one comes, and never bans a token
@@ -58,11 +59,13 @@ class NameBias:
                 node = node.setdefault(t, ({},))[0]
             self.depth = max(self.depth, len(ids))
         self.first = np.fromiter(self.trie, dtype=np.int64, count=len(self.trie))
+        self.spaced_first = self.first[self.kinds.spaced[self.first]]
+        self.spaced_begins = self.kinds.begins & self.kinds.spaced
 
     def _after(self, row: np.ndarray, p: int):
         """The trie node the tokens just before position ``p`` of ``row`` lead to, when they spell
-        the start of a name that begins at a word boundary; None when they do not; the root when
-        ``p`` may begin a name."""
+        the start of a name that begins at a word boundary; None right after a word that is no
+        known name's start; the root when ``p`` may begin a name."""
         k = self.kinds
         left = int(row[p - 1]) if p > 0 else None
         if left is None or left == self.mask or not k.ends_word[left]:
@@ -83,33 +86,39 @@ class NameBias:
                 node = step[0]
             else:
                 return node
-        return None  # inside a word no known name starts: a new name
+        return None  # after a word no known name starts: only a spaced token begins a name here
 
     def __call__(self, ids: np.ndarray, rows: np.ndarray, positions: np.ndarray, logp: np.ndarray) -> None:
         """Bias ``logp`` (N, V), in place: row j is the prediction for ``ids[rows[j], positions[j]]``."""
         if self.strength == 0 or not self.trie:
             return
         k = self.kinds
-        begin = []
+        begin, spaced = [], []
         for j, (r, p) in enumerate(zip(rows, positions)):
             node = self._after(ids[r], int(p))
             if node is self.trie:
                 begin.append(j)
+            elif node is None:
+                spaced.append(j)
             elif node:
                 boost = np.fromiter(node, dtype=np.int64, count=len(node))
                 self._shift(logp, np.array([j]), boost, k.continues)
         if begin:
             self._shift(logp, np.array(begin), self.first, k.begins)
+        if spaced and len(self.spaced_first):
+            self._shift(logp, np.array(spaced), self.spaced_first, self.spaced_begins)
 
     def _shift(self, logp: np.ndarray, rows: np.ndarray, boost: np.ndarray, group: np.ndarray) -> None:
         """Add ``strength`` to the ``boost`` tokens of ``rows``, and take the gain back from the
         ``group`` tokens (which hold ``boost``) so the group keeps its probability."""
-        sub = logp[rows]
-        group_p = np.exp(sub[:, group]).sum(axis=-1)
-        boost_p = np.exp(sub[:, boost]).sum(axis=-1)
-        grown = group_p + boost_p * np.expm1(self.strength)
+        whole = len(rows) == len(logp)
+        sub = logp if whole else logp[rows]  # most steps bias every row the same way: no copy
+        p = np.exp(sub)
+        group_p = p @ group.astype(p.dtype)
+        boost_p = p[:, boost].sum(axis=-1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            back = np.where(group_p > 0, np.log(group_p) - np.log(grown), 0.0)
-        sub[:, group] += back[:, None]
+            back = np.where(group_p > 0, np.log(group_p) - np.log(group_p + boost_p * np.expm1(self.strength)), 0.0)
+        sub += back[:, None].astype(sub.dtype) * group  # -inf stays -inf: only finite amounts are added
         sub[:, boost] += self.strength
-        logp[rows] = sub
+        if not whole:
+            logp[rows] = sub

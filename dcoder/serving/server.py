@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
+from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, SCOPE_BIAS, SCOPE_BIAS_BOUNDS, LengthConfig, SamplerConfig
 from dcoder.engine.engine import Engine
 from dcoder.engine.spans import find_holes
 from dcoder.errors import DcoderError
 from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
 from dcoder.positions import line_starts, position_of
+from dcoder.retrieval import Snippet
 from dcoder.serving.batching import InferenceQueue, Job, QueueFull
 
 try:
@@ -39,6 +40,7 @@ except ImportError:
 
 # per request: the work one request may ask for (the engine's own bounds are for one user's runs)
 MAX_STEPS, MAX_SPAN_TOKENS, MAX_RANGES, MAX_BATCH = 512, 512, 16, 8
+MAX_SNIPPETS, MAX_SNIPPET_CHARS = 8, 8000  # code from other files a request may put in the model's context
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,11 @@ class Sampler(Strict):
     seed: int = Field(0, ge=0, le=2**63 - 1)
 
 
+class ContextSnippet(Strict):
+    path: str = Field(max_length=1000)  # the file it comes from, shown to the model in a comment
+    text: str = Field(max_length=MAX_SNIPPET_CHARS)
+
+
 class InfillRequest(Strict):
     text: str
     language: str | None = None
@@ -128,6 +135,8 @@ class InfillRequest(Strict):
     max_span: int = Field(LengthConfig.max_span, ge=1, le=MAX_SPAN_LIMIT)
     repair: int = Field(2, ge=0, le=MAX_REPAIR_ROUNDS)
     search_tokens: int = Field(4, ge=0, le=MAX_SEARCH_TOKENS)
+    scope_bias: float = Field(SCOPE_BIAS, ge=SCOPE_BIAS_BOUNDS[0], le=SCOPE_BIAS_BOUNDS[1])
+    context: list[ContextSnippet] = Field(default_factory=list, max_length=MAX_SNIPPETS)  # ahead of the file
     stream: bool = False
 
 
@@ -172,6 +181,8 @@ def infill_work(body: InfillRequest, max_chars: int):
     """Check the request against the document; return the engine call to queue."""
     text = body.text
     check_document(text, max_chars)
+    for c in body.context:
+        check_document(c.path + c.text, MAX_SNIPPET_CHARS + 1000, "a context snippet")
     if body.cursor is not None and body.ranges is not None:
         raise ApiError(400, "give cursor or ranges, not both")
     if body.region is not None and body.cursor is None:
@@ -192,7 +203,8 @@ def infill_work(body: InfillRequest, max_chars: int):
                                   temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed),
             max_tokens=body.max_tokens, exact_length=body.exact_length, candidates=body.candidates,
             language=body.language, repair_rounds=body.repair, search_tokens=body.search_tokens,
-            lengths=LengthConfig(body.length, body.max_span))
+            lengths=LengthConfig(body.length, body.max_span), scope_bias=body.scope_bias,
+            snippets=tuple(Snippet(c.path, 0, c.text, 0.0) for c in body.context))
     except DcoderError as exc:
         raise ApiError(400, str(exc)) from None
     if body.region is not None:

@@ -23,6 +23,9 @@ export const SERVER_SETTINGS = [
   "length",
   "maxSpan",
   "deadline",
+  "scopeBias",
+  "workspaceContext",
+  "workspaceExclude",
 ] as const;
 
 export type ServerSettings = Record<(typeof SERVER_SETTINGS)[number], unknown>;
