@@ -135,7 +135,8 @@ class WorkspaceIndex:
         self._lock = threading.Lock()
         self._files: dict[str, tuple[list[int], int]] = {}  # path -> its window ids, its size
         self._windows: list[tuple[str, int, str, Counter, int] | None] = []  # path, line, text, terms, length
-        self._postings: dict[str, list[int]] = {}
+        self._postings: dict[str, list[int]] = {}  # term -> windows that hold it, dead ones included
+        self._df: Counter = Counter()  # term -> live windows that hold it
         self._live = 0
         self._total_length = 0
         self._bytes = 0
@@ -234,6 +235,7 @@ class WorkspaceIndex:
             self._windows.append((rel, first, chunk, terms, n))
             for term in terms:
                 self._postings.setdefault(term, []).append(wid)
+            self._df.update(terms.keys())
             ids.append(wid)
             self._live += 1
             self._total_length += n
@@ -245,6 +247,7 @@ class WorkspaceIndex:
         self._bytes -= size
         for wid in ids:
             self._total_length -= self._windows[wid][4]
+            self._df.subtract(self._windows[wid][3].keys())
             self._windows[wid] = None
             self._live -= 1
         dead = len(self._windows) - self._live
@@ -318,10 +321,10 @@ class WorkspaceIndex:
             n, mean = self._live, self._total_length / self._live
             scores: dict[int, float] = {}
             for term in query:
-                posting = self._postings.get(term)
-                if not posting or len(posting) > max(COMMON * n, COMMON_MIN):
+                posting, df = self._postings.get(term), self._df[term]
+                if not posting or df <= 0 or df > max(COMMON * n, COMMON_MIN):
                     continue
-                idf = math.log(1 + (n - len(posting) + 0.5) / (len(posting) + 0.5))
+                idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
                 for wid in posting:
                     window = self._windows[wid]
                     if window is None or window[0] == skip_rel:

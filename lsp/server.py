@@ -95,7 +95,7 @@ class DcoderServer(StrictServer):
         self.inference = inference or ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcoder-inference")
         self._loop: asyncio.AbstractEventLoop | None = None
         self.root: Path | None = None  # the workspace folder, from initialize
-        self.workspace: WorkspaceIndex | None = None  # its index, when the settings ask for similar code
+        self.index: WorkspaceIndex | None = None  # its index, when the settings ask for similar code
         self._workspace_key: tuple | None = None
 
     # ---- the workspace index ---------------------------------------------------------------
@@ -109,24 +109,28 @@ class DcoderServer(StrictServer):
             return
         self._workspace_key = key
         if key is None:
-            self.workspace = None
+            self.index = None
             return
-        index = self.workspace = WorkspaceIndex(self.root, s.workspace_exclude or ())
+        index = self.index = WorkspaceIndex(self.root, s.workspace_exclude or ())
         for doc in self.documents.all():
             self.stage(doc)
+        loop = asyncio.get_running_loop()
 
         def build() -> None:
             try:
-                index.build()
+                files = index.build()
             except Exception:  # a bug must not take the server down: requests go on without the index
                 log.exception("workspace index failed")
+                return
+            stopped = f" (stopped at the {index.stopped})" if index.stopped else ""
+            loop.call_soon_threadsafe(self.report, "info", f"workspace: indexed {files} files of {index.root}{stopped}")
 
         threading.Thread(target=build, name="dcoder-workspace", daemon=True).start()
 
     def stage(self, doc: Document | None) -> None:
         """The editor's text of ``doc`` replaces the file's in the workspace index."""
-        if doc is not None and self.workspace is not None and doc.path is not None:
-            self.workspace.stage(doc.path, doc.engine.text)
+        if doc is not None and self.index is not None and doc.path is not None:
+            self.index.stage(doc.path, doc.engine.text)
 
     # ---- messages to the client ------------------------------------------------------------
 
@@ -241,7 +245,7 @@ class DcoderServer(StrictServer):
             return None
         job = self.jobs.start(uri, "complete", self.protocol.msg_id)
         try:
-            workspace = self.workspace
+            workspace = self.index
             text = await self.infer(job, doc, lambda engine, settings, on_step, cancelled: operations.complete(
                 engine, doc, offset, settings, on_step, cancelled, workspace), preview=self.settings.inline_preview)
         except (DcoderError, ModelUnavailable) as exc:
@@ -266,7 +270,7 @@ class DcoderServer(StrictServer):
             raise JsonRpcInvalidParams(mismatch)
         job = self.jobs.start(op.uri, "edit", self.protocol.msg_id)
         token = await self._begin_progress(op.title, job) if progress else None
-        workspace = self.workspace
+        workspace = self.index
         try:
             outcome = await self.infer(job, doc, lambda engine, settings, on_step, cancelled: _run(
                 op, engine, doc, settings, on_step, cancelled, workspace), preview=self.settings.preview, progress=token)
