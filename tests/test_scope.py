@@ -52,6 +52,31 @@ def test_names_visible_at_a_hole_and_none_from_other_scopes():
     assert not {"unrelated", "hidden", "items", "extra"} & set(names)  # locals of other functions
 
 
+JS_SOURCE = """import { readFile as read } from "fs";
+const LIMIT = 3;
+class Cache {
+  constructor(size, ...items) {
+    this.size = size;
+    this._map = new Map();
+  }
+  put(key, { value }) {
+    let total = this._map.size;
+    HOLE
+  }
+}
+function helper(unrelated) { const hidden = 1; }
+"""
+
+
+def test_javascript_names_in_scope_with_this_fields():
+    pytest.importorskip("tree_sitter_language_pack")
+    doc = syntax.parse(JS_SOURCE, "javascript")
+    names = names_at(doc, JS_SOURCE.index("HOLE"))
+    assert {"total", "key", "value", "size", "_map", "put", "Cache", "LIMIT", "helper", "read", "Map"} <= set(names)
+    assert names.index("total") < names.index("_map") < names.index("LIMIT")
+    assert not {"unrelated", "hidden", "items"} & set(names)
+
+
 def test_a_language_without_locals_scm_has_no_names():
     doc = syntax.parse("fn main() { let x = 1; }", "rust")
     assert names_at(doc, 12) == () and names_at(None, 0) == ()

@@ -131,6 +131,9 @@ async def run(args) -> dict:
         settings["model"] = str(Path(args.model).resolve())
     if args.threshold is not None:
         settings["threshold"] = args.threshold
+    if args.scope_bias is not None:
+        settings["scopeBias"] = args.scope_bias
+    folders = [t.WorkspaceFolder(Path(args.workspace).resolve().as_uri(), "bench")] if args.workspace else None
     client = LanguageClient("dcoder-bench", "1")
     messages: list[str] = []
     client.feature(t.WINDOW_SHOW_MESSAGE)(lambda params: messages.append(params.message))
@@ -143,7 +146,7 @@ async def run(args) -> dict:
                 inline_completion=t.InlineCompletionClientCapabilities(),
                 code_action=t.CodeActionClientCapabilities(
                     data_support=True, resolve_support=t.ClientCodeActionResolveOptions(properties=["edit"])))),
-            initialization_options=settings))
+            initialization_options=settings, workspace_folders=folders))
         client.initialized(t.InitializedParams())
         session = Session(client)
         rng = random.Random(args.seed)
@@ -157,6 +160,7 @@ async def run(args) -> dict:
             sys.exit("dcoder: error: the server did not load the model: " + " | ".join(messages[-3:]))
 
         figures = {"model": model.split("model ready: ", 1)[-1], "settings": settings, "source": str(source),
+                   "workspace": next((m for m in messages if "workspace: indexed" in m), None),
                    "first_request_s": round(load_s, 2)}
         for n in SIZES:
             figures[f"inline_{n}_lines"] = await inline_figures(session, files[n], args.runs, rng)
@@ -182,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", default=stdlib_inspect.getsourcefile(stdlib_inspect),
                    help="Python file whose first 300 and 3,000 lines are used (default: stdlib inspect.py)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scope-bias", type=float, metavar="X", help="the scopeBias setting (default: the server's)")
+    p.add_argument("--workspace", metavar="DIR",
+                   help="workspace folder the server indexes for similar code (default: none, so no workspace context)")
     p.add_argument("--json", metavar="OUT", help="also write the figures to OUT")
     args = p.parse_args(argv)
     if args.runs < 1 or args.refine_runs < 1:
