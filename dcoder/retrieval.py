@@ -310,8 +310,9 @@ class WorkspaceIndex:
         not from the file ``skip``, at most one per place (overlapping windows of a file count once),
         none scoring under ``RELATIVE`` of the best."""
         end = start if end is None else end
-        before = text[:start].split("\n")[-QUERY_BEFORE:]
-        after = text[end:].split("\n")[:QUERY_AFTER]
+        reach = 200 * QUERY_BEFORE  # characters: a long file is not split whole for a few lines
+        before = text[max(0, start - reach):start].split("\n")[-QUERY_BEFORE:]
+        after = text[end:end + reach].split("\n")[:QUERY_AFTER]
         query = set(_IDENT.findall("\n".join(before + after))) - _KEYWORDS
         skip_rel = self.relative(skip) if skip is not None else None
         with self._lock:

@@ -82,9 +82,11 @@ def test_a_language_without_locals_scm_has_no_names():
     assert names_at(doc, 12) == () and names_at(None, 0) == ()
 
 
-def _uniform(tokenizer: Tokenizer, rows: int) -> np.ndarray:
-    v = tokenizer.vocab_size
-    return np.full((rows, v), -np.log(v), dtype=np.float32)
+def _uniform(tokenizer: Tokenizer, rows: int, favourite: str) -> np.ndarray:
+    """Every token about as likely, ``favourite``'s first token a little more (the model's guess)."""
+    logits = np.zeros((rows, tokenizer.vocab_size), dtype=np.float32)
+    logits[:, tokenizer.encode(favourite)[0]] = 0.5
+    return logits - np.log(np.exp(logits).sum(-1, keepdims=True))
 
 
 def _spelled(tokenizer: Tokenizer, text: str) -> list[int]:
@@ -94,7 +96,7 @@ def _spelled(tokenizer: Tokenizer, text: str) -> list[int]:
 def test_the_bias_favours_in_scope_names_where_an_identifier_begins_but_keeps_every_token(tokenizer):
     bias = NameBias(tokenizer, ("validate_inst", "_map"), 2.0, mask=-1)
     row = np.array([_spelled(tokenizer, "x = ") + [-1]])
-    logp = _uniform(tokenizer, 1)
+    logp = _uniform(tokenizer, 1, "unknown")
     before = logp.copy()
     bias(row, np.array([0]), np.array([row.shape[1] - 1]), logp)
     p = np.exp(logp[0])
@@ -105,20 +107,23 @@ def test_the_bias_favours_in_scope_names_where_an_identifier_begins_but_keeps_ev
     assert np.isfinite(logp).all() and p.sum() == pytest.approx(1.0, abs=1e-4)
     punct = tokenizer.encode("(")[0]
     assert logp[0, punct] == before[0, punct]  # only identifiers share the shifted mass
+    expects_punct = _uniform(tokenizer, 1, "(")  # where the model expects no identifier, nothing changes
+    bias(row, np.array([0]), np.array([row.shape[1] - 1]), expects_punct)
+    assert np.array_equal(expects_punct, _uniform(tokenizer, 1, "("))
 
 
 def test_the_bias_continues_a_name_already_begun_and_leaves_new_words_alone(tokenizer):
     bias = NameBias(tokenizer, ("validate_inst",), 3.0, mask=-1)
     head, *rest = _spelled(tokenizer, "validate_inst")
     row = np.array([_spelled(tokenizer, "x = ") + [head, -1]])
-    logp = _uniform(tokenizer, 1)
+    logp = _uniform(tokenizer, 1, "ate")
     bias(row, np.array([0]), np.array([row.shape[1] - 1]), logp)
     assert int(np.argmax(logp[0])) == rest[0]
     word = np.array([_spelled(tokenizer, "x = zzz") + [-1]])  # a word no name starts: a new name goes on
-    logp = _uniform(tokenizer, 1)
+    logp = _uniform(tokenizer, 1, " data")
     bias(word, np.array([0]), np.array([word.shape[1] - 1]), logp)
     (glued,) = _spelled(tokenizer, "_in")[:1]
-    assert logp[0, glued] == _uniform(tokenizer, 1)[0, glued]
+    assert logp[0, glued] == _uniform(tokenizer, 1, " data")[0, glued]
 
 
 class Uniform:

@@ -1,14 +1,14 @@
 """A lean towards names in scope while denoising: a prefix trie over the tokenizations of the
 names (with and without a leading space), and a bias the sampler adds at each step.
 
-A masked position whose left neighbour ends a word may continue an identifier: when the tokens
-before it spell the start of a known name, the tokens that carry that name on gain ``strength``
-(log-probability); when they do not, only a token with a leading space can begin a known name
-there. Any other position may begin one: the first tokens of known names gain it.
-The gain is taken back from the same kind of tokens (those that begin, or continue, an
-identifier), so the model's mass on punctuation, keywords' neighbours and line ends is as it
-was: the bias picks among identifiers, never decides that one comes, and never bans a token
-(a new name stays possible, only less likely).
+A position the model would fill with an identifier (its likeliest token begins or continues
+one) is biased. When the tokens before it spell the start of a known name, the tokens that carry
+that name on gain ``strength`` (log-probability); after a word that is no known name's start,
+only a token with a leading space can begin a known name; anywhere else, the first tokens of
+known names gain it. The gain is taken back from the same kind of tokens (those that begin, or
+continue, an identifier), so the model's mass on punctuation and line ends is as it was: the
+bias picks among identifiers, never decides that one comes, and never bans a token (a new name
+stays possible, only less likely).
 """
 
 from __future__ import annotations
@@ -93,9 +93,10 @@ class NameBias:
         if self.strength == 0 or not self.trie:
             return
         k = self.kinds
+        top = logp.argmax(axis=-1)
         begin, spaced = [], []
-        for j, (r, p) in enumerate(zip(rows, positions)):
-            node = self._after(ids[r], int(p))
+        for j in np.nonzero(k.begins[top] | k.continues[top])[0]:  # where the model expects an identifier
+            node = self._after(ids[rows[j]], int(positions[j]))
             if node is self.trie:
                 begin.append(j)
             elif node is None:
