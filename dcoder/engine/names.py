@@ -48,7 +48,7 @@ class NameBias:
         self.kinds = _kinds(tokenizer)
         self.strength = float(strength)
         self.mask = mask
-        self.trie: dict = {}  # token -> (children, whether a name ends here)
+        self.trie: dict = {}  # token -> the trie of the tokens that may follow it in a name
         self.depth = 0
         spellings = [form for name in names for form in (name, " " + name)]
         for ids in tokenizer.encode_batch(spellings) if spellings else ():
@@ -56,7 +56,7 @@ class NameBias:
                 continue  # a spelling the model would not write as one identifier (" " then the name)
             node = self.trie
             for t in ids:
-                node = node.setdefault(t, ({},))[0]
+                node = node.setdefault(t, {})
             self.depth = max(self.depth, len(ids))
         self.first = np.fromiter(self.trie, dtype=np.int64, count=len(self.trie))
         self.spaced_first = self.first[self.kinds.spaced[self.first]]
@@ -80,10 +80,9 @@ class NameBias:
                 continue  # inside a longer word
             node = self.trie
             for t in row[start:p]:
-                step = node.get(int(t))
-                if step is None:
+                node = node.get(int(t))
+                if node is None:
                     break
-                node = step[0]
             else:
                 return node
         return None  # after a word no known name starts: only a spaced token begins a name here
@@ -113,7 +112,7 @@ class NameBias:
         """Add ``strength`` to the ``boost`` tokens of ``rows``, and take the gain back from the
         ``group`` tokens (which hold ``boost``) so the group keeps its probability."""
         whole = len(rows) == len(logp)
-        sub = logp if whole else logp[rows]  # most steps bias every row the same way: no copy
+        sub = logp if whole else logp[rows]  # every row biased the same way: no copy
         p = np.exp(sub)
         group_p = p @ group.astype(p.dtype)
         boost_p = p[:, boost].sum(axis=-1)
