@@ -201,21 +201,27 @@ class WorkspaceIndex:
         log.info("workspace: indexed %d files of %s in %.2f s", indexed, self.root, time.monotonic() - start)
         return indexed
 
-    def _read_and_add(self, path: Path, rel: str) -> str | None:
-        """Index one file; the reason it was skipped, or None."""
+    def _read(self, path: Path) -> tuple[str | None, str | None]:
+        """A file's text, or None and the reason it is not indexed."""
         try:
             with open(path, "rb") as f:
                 data = f.read(self.limits.max_file_bytes + 1)
         except OSError:
-            return "unreadable"
+            return None, "unreadable"
         if len(data) > self.limits.max_file_bytes:
-            return f"over {self.limits.max_file_bytes} bytes"
+            return None, f"over {self.limits.max_file_bytes} bytes"
         if b"\0" in data[:8192]:
-            return "binary"
+            return None, "binary"
         try:
-            text = data.decode("utf-8")
+            return data.decode("utf-8"), None
         except UnicodeDecodeError:
-            return "not UTF-8"
+            return None, "not UTF-8"
+
+    def _read_and_add(self, path: Path, rel: str) -> str | None:
+        """Index one file; the reason it was skipped, or None."""
+        text, reason = self._read(path)
+        if text is None:
+            return reason
         with self._lock:
             if rel not in self._files and rel not in self._staged:  # the editor's text wins over the disk's
                 self._add(rel, text)
@@ -289,6 +295,10 @@ class WorkspaceIndex:
             if text is not None and rel not in self._files and len(self._files) >= self.limits.max_files:
                 return
             self._staged[rel] = text
+
+    def restage(self, path: str | Path) -> None:
+        """Index the file as it is on disk again (an editor closed it, perhaps unsaved)."""
+        self.stage(path, self._read(Path(path))[0])
 
     def _apply_staged(self) -> None:
         for rel, text in self._staged.items():

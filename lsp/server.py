@@ -374,7 +374,10 @@ def did_save(ls: DcoderServer, params: types.DidSaveTextDocumentParams) -> None:
 
 def did_close(ls: DcoderServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.jobs.document_changed(params.text_document.uri)
+    doc = ls.documents.get(params.text_document.uri)
     ls.documents.close(params.text_document.uri)
+    if doc is not None and doc.path is not None and ls.index is not None:
+        ls.index.restage(doc.path)  # unsaved edits are gone with the buffer: the file on disk counts again
 
 
 async def did_change_configuration(ls: DcoderServer, params: types.DidChangeConfigurationParams) -> None:

@@ -119,6 +119,9 @@ def test_completions_carry_similar_workspace_code_kept_up_to_date_and_the_scope_
         body = complete(server, uri, 3, 8, 2)
         assert "draft.py" in [c["path"] for c in body["context"]]
         assert "width + margin" in json.dumps(body["context"])
+        server.notify("textDocument/didClose", {"textDocument": {"uri": draft}})  # never saved: gone
+        assert "draft.py" not in [c["path"] for c in complete(server, uri, 3, 8, 5)["context"]]
+        open_doc(server, tmp_path / "draft.py", UNSAVED)
 
         server.notify("workspace/didChangeConfiguration", {"settings": {"workspaceContext": False}})
         assert complete(server, uri, 3, 8, 3)["context"] == []
