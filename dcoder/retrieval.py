@@ -47,7 +47,7 @@ _LINE_COMMENT = {"python": "#", "ruby": "#", "bash": "#", "r": "#", "julia": "#"
 class IndexLimits:
     max_files: int = 5000
     max_file_bytes: int = 256_000
-    max_bytes: int = 64_000_000
+    max_bytes: int = 8_000_000  # of text; the index takes about ten times that in memory
     seconds: float = 3.0
 
     def __post_init__(self) -> None:
