@@ -1,6 +1,6 @@
 """Names in scope at a position: what the language's ``grammars/<language>/locals.scm`` defines
 in the scopes around it, the attributes set on ``self``/``cls`` in its class, and the free names
-the file reads (imports, builtins, module globals). The sampler leans towards them
+read around it and at the top of the file (imports, builtins, module globals). The sampler leans towards them
 (dcoder.engine.names); the query conventions are in grammars/README.md.
 """
 
@@ -16,6 +16,8 @@ from dcoder.syntax.languages import grammar_dir
 
 LOCALS_FILE = "locals.scm"
 MAX_NAMES = 4096  # a generated file may define more; the nearest scopes' names come first
+# Depth of the nodes a module-level definition's pattern starts at (module > statement > assignment).
+TOP_DEPTH = 2
 _NAME = re.compile(r"[^\W\d]\w*")
 _CLASS_TYPES = ("class_definition", "class_declaration", "class")
 
@@ -60,14 +62,30 @@ def _owner(node, index: dict[int, int], own_name: bool) -> int:
     return index[parent.id] if parent is not None else -1
 
 
+def _captures(doc: Document, query, around: tuple[int, int] | None) -> dict[str, list]:
+    """The query's captures at the top of the file (module-level definitions, imports) and
+    everywhere inside the top-level statement ``around`` (byte range): the rest of a long file
+    cannot be in scope but through its top level, and querying all of it would cost more."""
+    from tree_sitter import QueryCursor
+
+    top = QueryCursor(query)
+    top.set_max_start_depth(TOP_DEPTH)
+    found = top.captures(doc.tree.root_node)
+    if around is not None:
+        inner = QueryCursor(query)
+        inner.set_byte_range(*around)
+        seen = {n.id for nodes in found.values() for n in nodes}
+        for name, nodes in inner.captures(doc.tree.root_node).items():
+            found.setdefault(name, []).extend(n for n in nodes if n.id not in seen)
+    return found
+
+
 @functools.lru_cache(maxsize=8)  # the language server asks once per request, of the same snapshot
-def _scopes(doc: Document) -> _Scopes | None:
+def _scopes(doc: Document, around: tuple[int, int] | None) -> _Scopes | None:
     query = _query(doc.grammar.name)
     if query is None:
         return None
-    from tree_sitter import QueryCursor
-
-    captures = QueryCursor(query).captures(doc.tree.root_node)
+    captures = _captures(doc, query, around)
     scope_nodes = sorted(captures.get("local.scope", []), key=lambda n: (n.start_byte, -n.end_byte))
     index = {n.id: i for i, n in enumerate(scope_nodes)}
     defined = []
@@ -85,15 +103,23 @@ def _scopes(doc: Document) -> _Scopes | None:
     return _Scopes(tuple((n.start_byte, n.end_byte) for n in scope_nodes), tuple(defined), tuple(fields), tuple(free))
 
 
+def _top_level(doc: Document, a: int, b: int) -> tuple[int, int] | None:
+    """Byte range of the top-level statements the range [a, b) lies in."""
+    kids = [k for k in doc.tree.root_node.children if k.start_byte <= b and k.end_byte >= a]
+    return (kids[0].start_byte, kids[-1].end_byte) if kids else None
+
+
 def names_at(doc: Document | None, start: int, end: int | None = None) -> tuple[str, ...]:
     """Names visible at the character range [start, end) of ``doc``, nearest scope first: its
     scopes' definitions, the fields of its class, then the file's free names. Empty when the
     language has no locals.scm."""
-    scopes = _scopes(doc) if doc is not None else None
-    if scopes is None:
+    if doc is None:
         return ()
     a = doc.offsets.byte(start)
     b = doc.offsets.byte(start if end is None else end)
+    scopes = _scopes(doc, _top_level(doc, a, b))
+    if scopes is None:
+        return ()
     around = [i for i, (s, e) in enumerate(scopes.spans) if s <= a and b <= e]
     depth = {scope: d for d, scope in enumerate(reversed(around))}  # 0: the innermost
     found: dict[str, int] = {}

@@ -36,10 +36,12 @@
 (for_in_statement left: (identifier) @local.definition)
 (catch_clause parameter: (identifier) @local.definition)
 
-(import_specifier name: (identifier) @local.definition .)
-(import_specifier alias: (identifier) @local.definition)
-(import_clause (identifier) @local.definition)
-(namespace_import (identifier) @local.definition)
+; rooted at the statement: module-level names are searched only this deep (dcoder.syntax.scope)
+(import_statement (import_clause (named_imports (import_specifier name: (identifier) @local.definition .))))
+(import_statement (import_clause (named_imports (import_specifier alias: (identifier) @local.definition))))
+(import_statement (import_clause (identifier) @local.definition))
+(import_statement (import_clause (namespace_import (identifier) @local.definition)))
+(export_statement (lexical_declaration (variable_declarator name: (identifier) @local.definition)))
 
 (member_expression
   object: (this)
