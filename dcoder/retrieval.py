@@ -31,8 +31,10 @@ WINDOW, STRIDE = 16, 8  # lines per indexed window, and lines between window sta
 QUERY_BEFORE, QUERY_AFTER = 16, 4  # lines around the hole the query is made of
 ALWAYS_SKIPPED = (".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache")
 # A term in more than this share of the windows (and in many) says little of similarity and would
-# cost a long loop: not scored.
+# cost a long loop: not scored. A query scores its rarest terms only, so a search of a full index
+# stays within tens of thousands of steps.
 COMMON, COMMON_MIN = 0.25, 1000
+QUERY_TERMS, MAX_POSTING = 32, 4000
 RELATIVE = 0.5  # a window scoring under this share of the best one is less use than the file's own text
 _IDENT = re.compile(r"[^\W\d]\w*")
 # Keywords of the common languages: every window has them, they make nothing alike.
@@ -331,9 +333,10 @@ class WorkspaceIndex:
                 return []
             n, mean = self._live, self._total_length / self._live
             scores: dict[int, float] = {}
-            for term in query:
-                posting, df = self._postings.get(term), self._df[term]
-                if not posting or df <= 0 or df > max(COMMON * n, COMMON_MIN):
+            terms = sorted((t for t in query if self._df[t] > 0), key=lambda t: self._df[t])[:QUERY_TERMS]
+            for term in terms:
+                posting, df = self._postings[term], self._df[term]
+                if df > max(COMMON * n, COMMON_MIN) or len(posting) > MAX_POSTING:
                     continue
                 idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
                 for wid in posting:
