@@ -145,8 +145,8 @@ class _Span:
 
     def judge(self, toks: Tokens, got: tuple[float, ...], worded: bool) -> tuple[Candidate | None, _Kept | None]:
         """The partial fill as a whole fill if it mends its span (``_mends``), and its place in the
-        beam if it may grow into one that parses. A fill that turns code after it into a comment
-        never counts (a comment block the hole cut may be rejoined)."""
+        beam if it may still grow into one that parses (``_viable``). A fill that turns code after
+        it into a comment never counts (a comment block the hole cut may be rejoined)."""
         logprobs = self.cand.logprobs.copy()
         logprobs[self.a:self.b] = 0.0
         logprobs[self.a:self.a + len(toks)] = got
@@ -154,7 +154,8 @@ class _Span:
         if found.hides:
             return None, None
         mends = _mends(self.checker, self.cand, found, self.i)
-        # a fill that mends its span but still breaks the file further on may grow into one that does not
+        # done once it mends its span and adds no problem; one that still breaks the file further
+        # on may grow into one that does not
         if not found.problems and mends:
             return found, None
         cut = self.words.cut(toks)
