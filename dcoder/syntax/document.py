@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcoder.syntax.languages import Grammar, grammar
+from dcoder.syntax.languages import Grammar, grammar, helper
 
 
 @dataclass(frozen=True)
@@ -278,6 +278,8 @@ class Document:
         for pattern, captures in cursor.matches(self.tree.root_node):
             inside = self.grammar.inside.get(pattern, frozenset())
             for name, nodes in captures.items():
+                if helper(name):
+                    continue
                 first, last = nodes[0], nodes[-1]
                 if name in inside and first.child_count >= 2:
                     start, end = first.children[0].end_byte, last.children[-1].start_byte
