@@ -1,6 +1,7 @@
 """`; inherits:` in query files (dcoder/syntax/languages.py): inherited patterns first, nested,
 each file once, and one clear error for an unknown parent, a cycle or a misplaced line; helper
-`@_name` captures. Real tree-sitter grammars, query files written to a temporary folder."""
+`@_name` captures and `#not-kind-eq?`, which let a parent leave the child's nodes to the child.
+Real tree-sitter grammars, query files written to a temporary folder."""
 
 import pytest
 
@@ -91,5 +92,22 @@ def test_helper_captures_feed_predicates_and_give_no_region(grammars):
     assert syntax.regions_at("int y;\n", 4, "c") == []
 
 
-def test_cpp_inherits_c():
+def test_not_kind_eq_leaves_out_node_types_even_ones_the_grammar_lacks(grammars):
+    text = "int a = f(1), b = 2;\n"
+    grammars("c", "(init_declarator value: (_) @assignment.rhs (#not-kind-eq? @assignment.rhs call_expression lambda_expression))\n")
+    assert [text[r.start:r.end] for r in syntax.parse(text, "c").regions()] == ["2"]
+    grammars("cpp", "; inherits: c\n(lambda_expression) @lambda\n")
+    lam = "auto g = [](int x) { return x; };\n"
+    assert [r.name for r in syntax.parse(lam, "cpp").regions()] == ["lambda"]  # C's pattern leaves it out
+
+
+def test_an_unknown_predicate_is_one_clear_error(grammars):
+    grammars("c", "((identifier) @parameter (#kind-is? @parameter identifier))\n")
+    with pytest.raises(DcoderError, match=r"c/regions.scm: unknown predicate\(s\) #kind-is\?"):
+        syntax.grammar("c")
+
+
+def test_cpp_inherits_c_and_typescript_inherits_javascript():
     assert [p.parent.name for p in languages.query_files("cpp")] == ["c", "cpp"]
+    for language in ("typescript", "tsx"):
+        assert [p.parent.name for p in languages.query_files(language)] == ["javascript", "typescript"]

@@ -76,6 +76,21 @@ def helper(capture: str) -> bool:
     return capture.startswith("_")
 
 
+# Predicates tree-sitter checks itself, and the one dcoder adds (``kind_predicate``).
+PREDICATES = frozenset({"eq?", "not-eq?", "any-eq?", "any-not-eq?", "match?", "not-match?", "any-match?",
+                        "any-not-match?", "any-of?", "not-any-of?", "set!", "is?", "is-not?", "not-kind-eq?"})
+_PREDICATE = re.compile(r"\(#([\w-]+[?!])")
+
+
+def kind_predicate(name: str, args, pattern: int, captures) -> bool:
+    """``(#not-kind-eq? @capture type ...)``, as nvim-treesitter's: the captured node is none of
+    the types. The types are plain words, so a file another grammar inherits may name that
+    grammar's node types (C leaves C++'s lambdas to cpp/regions.scm)."""
+    (capture, _), *types = args
+    kinds = {word for word, _ in types}
+    return all(node.type not in kinds for node in captures.get(capture, ()))
+
+
 # Grammars that extend another one's node types and share its query file.
 SHARED_QUERIES = {"tsx": "typescript"}
 
@@ -159,6 +174,10 @@ def grammar(language: str | None) -> Grammar | None:
         query = Query(ts_language, "\n".join(files.values()))
     except QueryError as exc:
         raise DcoderError(_query_error(ts_language, files, exc)) from None
+    for part, text in files.items():
+        unknown = sorted(set(_PREDICATE.findall(_code(text))) - PREDICATES)
+        if unknown:
+            raise DcoderError(f"{part}: unknown predicate(s) {', '.join('#' + u for u in unknown)} (see grammars/README.md)")
     names = {query.capture_name(i) for i in range(query.capture_count)}
     unknown = sorted({n for n in names if not helper(n)} - CAPTURES)
     if unknown:
@@ -169,6 +188,11 @@ def grammar(language: str | None) -> Grammar | None:
         if names:
             inside[i] = frozenset(names)
     return Grammar(language, ts_language, query, inside)
+
+
+def _code(text: str) -> str:
+    """A query file without its comments and strings."""
+    return re.sub(r'"(?:[^"\\]|\\.)*"|;[^\n]*', "", text)
 
 
 def _query_error(ts_language, files: dict[Path, str], exc: Exception) -> str:

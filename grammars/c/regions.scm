@@ -139,22 +139,22 @@
 (preproc_elif
   condition: (_) @condition)
 
-; A value C++ names first (a lambda `[..]`, `new T(..)`, a raw string `R"(..)"`) is left to
-; cpp/regions.scm, whose own patterns come after these: no C value starts so.
+; A value C++ names first (a lambda, `new T(..)`, a raw string) is left to cpp/regions.scm,
+; whose own patterns come after these: C has none of those nodes.
 (return_statement
   [(expression) (comma_expression)] @return.value
-  (#not-match? @return.value "^(\\[|new\\s|(u8|[uUL])?R\")"))
+  (#not-kind-eq? @return.value lambda_expression new_expression raw_string_literal))
 
 ; Plain and compound assignments (`=`, `+=`, ..), variable initialisers, enum constant
 ; values and designated initialisers (`.x = 1`).
 (assignment_expression
   right: (_) @assignment.rhs
-  (#not-match? @assignment.rhs "^(\\[|new\\s|(u8|[uUL])?R\")"))
+  (#not-kind-eq? @assignment.rhs lambda_expression new_expression raw_string_literal))
 
 (init_declarator
   "="
   value: (_) @assignment.rhs
-  (#not-match? @assignment.rhs "^(\\[|new\\s|(u8|[uUL])?R\")"))
+  (#not-kind-eq? @assignment.rhs lambda_expression new_expression raw_string_literal))
 
 (enumerator
   value: (_) @assignment.rhs)
