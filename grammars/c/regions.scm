@@ -201,52 +201,13 @@
 ] @statement
 
 ; `struct s { .. };` declares only the type: the grammar gives the `;` no parent of its own.
-; Spelled out per parent: in C++, which inherits this file, a template_declaration is the
-; statement itself (see cpp/regions.scm).
-(translation_unit
+; In C++, which inherits this file, a template_declaration is the statement itself (see
+; cpp/regions.scm).
+((_
   [(struct_specifier) (union_specifier) (enum_specifier)] @statement
   .
-  ";" @statement)
-
-(compound_statement
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(declaration_list
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(field_declaration
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_if
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_ifdef
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_else
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_elif
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_elifdef
-  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
+  ";" @statement) @_parent
+  (#not-kind-eq? @_parent template_declaration))
 
 ((compound_statement) @block (#set! inside block))
 

@@ -252,47 +252,12 @@
 ; `class A {...};`: the specifier and its `;` are siblings, as C's struct, union and enum
 ; are (c/regions.scm). Not in a template_declaration, which is the statement itself: the
 ; class's `template ... }` region would overlap `class A {...};` without either holding the
-; other. Spelled out per parent: a wildcard parent would take template_declaration too, and
-; queries cannot exclude one type.
-(translation_unit
+; other.
+((_
   (class_specifier) @statement
   .
-  ";" @statement)
-
-(declaration_list
-  (class_specifier) @statement
-  .
-  ";" @statement)
-
-(compound_statement
-  (class_specifier) @statement
-  .
-  ";" @statement)
-
-(preproc_if
-  (class_specifier) @statement
-  .
-  ";" @statement)
-
-(preproc_ifdef
-  (class_specifier) @statement
-  .
-  ";" @statement)
-
-(preproc_else
-  (class_specifier) @statement
-  .
-  ";" @statement)
-
-(preproc_elif
-  (class_specifier) @statement
-  .
-  ";" @statement)
-
-(preproc_elifdef
-  (class_specifier) @statement
-  .
-  ";" @statement)
+  ";" @statement) @_parent
+  (#not-kind-eq? @_parent template_declaration))
 
 ; Namespace and `extern "C" { }` bodies.
 ((declaration_list) @block (#set! inside block))
