@@ -217,10 +217,22 @@ def test_time_limit_stops_the_run(engine):
         running.stop()
 
 
+LONG = {"max_tokens": 256, "exact_length": 256, "sampler": {"steps": 256}, "candidates": 8}  # seconds of work
+
+
+def test_the_request_deadline_applies(client):
+    # past it the best fill so far comes back; with no fill yet (the first denoising unfinished), a 504
+    started = time.monotonic()
+    body = assert_error(client.post("/v1/infill", json=fill_request(**LONG, deadline=0.3)), 504)
+    assert "deadline of 0.3 s" in body["error"]["message"] and time.monotonic() - started < 5
+    assert not client.post("/v1/infill", json=fill_request()).json()["timed_out"]
+    assert_error(client.post("/v1/infill", json=fill_request(deadline=0.01)), 400)
+
+
 def test_client_that_leaves_cancels_its_run(engine):
     running = Running(engine, ServeConfig(port=free_port(), timeout_s=30))
     try:
-        long = fill_request(max_tokens=256, exact_length=256, sampler={"steps": 256}, candidates=8)
+        long = fill_request(**LONG)
         with pytest.raises(httpx.TimeoutException):
             httpx.post(running.url + "/v1/infill", json=long, timeout=0.5)
         inference = running.server.config.app.state.inference
@@ -296,6 +308,10 @@ def test_language_server_sends_its_runs_to_the_server(engine, server):
         operations.complete(engine, doc, a, settings, lambda step: False, never)
     stopped = operations.refine(remote, doc, a, a + 5, settings, False, lambda step: True, never)
     assert stopped.cancelled and stopped.edits == ()
+    # the language server's deadline goes with each run: the server stops there and says so
+    hurried, _ = Settings(steps=256, max_tokens=256, candidates=8, deadline=0.3).updated({"server": server.url})
+    with pytest.raises(DcoderError, match="deadline of 0.3 s"):
+        operations.fill(RemoteEngine(server.url, TOKEN), doc, [(a, a + 5)], hurried, lambda step: False, never)
     with pytest.raises(DcoderError, match="bearer token"):
         operations.fill(RemoteEngine(server.url), doc, [(a, a + 5)], settings, lambda step: False, never)
     _, problems = Settings().updated({"server": "file:///etc/passwd"})

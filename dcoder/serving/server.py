@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
-from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
+from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
 from dcoder.engine.engine import Engine
 from dcoder.engine.spans import find_holes
 from dcoder.errors import DcoderError
-from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
+from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, DeadlinePassed, InfillOptions, infill, refine
 from dcoder.positions import line_starts, position_of
 from dcoder.serving.batching import InferenceQueue, Job, QueueFull
 
@@ -128,6 +128,9 @@ class InfillRequest(Strict):
     max_span: int = Field(LengthConfig.max_span, ge=1, le=MAX_SPAN_LIMIT)
     repair: int = Field(2, ge=0, le=MAX_REPAIR_ROUNDS)
     search_tokens: int = Field(4, ge=0, le=MAX_SEARCH_TOKENS)
+    # seconds the run may take before the best fill so far is returned (the CLI's --deadline);
+    # the server's --timeout still ends any request
+    deadline: float = Field(DEADLINE_S, ge=DEADLINE_BOUNDS[0], le=DEADLINE_BOUNDS[1])
     stream: bool = False
 
 
@@ -192,7 +195,7 @@ def infill_work(body: InfillRequest, max_chars: int):
                                   temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed),
             max_tokens=body.max_tokens, exact_length=body.exact_length, candidates=body.candidates,
             language=body.language, repair_rounds=body.repair, search_tokens=body.search_tokens,
-            lengths=LengthConfig(body.length, body.max_span))
+            lengths=LengthConfig(body.length, body.max_span), deadline=body.deadline)
     except DcoderError as exc:
         raise ApiError(400, str(exc)) from None
     if body.region is not None:
@@ -227,7 +230,7 @@ def infill_json(text: str, result, model: str) -> dict:
               "end": position_of(starts, e.end), "text": e.text} for e in result.edits]
     return {"model": model, "text": result.text, "edits": edits, "forward_passes": result.forward_passes,
             "steps": result.steps, "generated_tokens": result.generated_tokens, "score": result.score, "parses": result.parses,
-            "repairs": result.repairs, "searched": result.searched}
+            "repairs": result.repairs, "searched": result.searched, "timed_out": result.timed_out}
 
 
 def completion_work(body: CompletionRequest, max_chars: int):
@@ -410,6 +413,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                 raise ApiError(504, f"the run passed the server's time limit ({config.timeout_s:g} s)", "timeout")
             try:
                 result = future.result()
+            except DeadlinePassed as exc:  # the request's own deadline, before any fill existed
+                raise ApiError(504, str(exc), "timeout") from None
             except DcoderError as exc:
                 raise ApiError(400, str(exc)) from None
         finally:
@@ -436,7 +441,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                 try:
                     result = future.result()
                 except DcoderError as exc:
-                    yield sse({"error": {"message": str(exc), "type": "invalid_request_error"}})
+                    kind = "timeout" if isinstance(exc, DeadlinePassed) else "invalid_request_error"
+                    yield sse({"error": {"message": str(exc), "type": kind}})
                     return
                 for frame in final(result):
                     yield sse(frame)
