@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 
@@ -14,36 +13,14 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from dcoder.engine.load import load_engine  # noqa: E402
-from dcoder.errors import DcoderError  # noqa: E402
-from dcoder.serving.server import ServeConfig, create_app  # noqa: E402
+from serve_support import Running, free_port
+
+from dcoder.engine.load import load_engine
+from dcoder.errors import DcoderError
+from dcoder.serving.server import ServeConfig
 
 TOKEN = "test-token-0123456789"
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Running:
-    def __init__(self, engine, config: ServeConfig):
-        self.url = f"http://127.0.0.1:{config.port}"
-        app = create_app(engine, config, "tiny")
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(200):  # bounded: 10 s
-            if self.server.started:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("the server did not start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
