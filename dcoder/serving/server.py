@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import json
 import os
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -39,6 +41,7 @@ except ImportError:
 
 # per request: the work one request may ask for (the engine's own bounds are for one user's runs)
 MAX_STEPS, MAX_SPAN_TOKENS, MAX_RANGES, MAX_BATCH = 512, 512, 16, 8
+REPLAY_KEYS, MAX_KEY_CHARS = 1024, 255  # Idempotency-Keys remembered, and the longest taken
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,49 @@ def cut_at_stop(fill: str, stops: list[str]) -> tuple[str, str]:
     return (fill[:min(cuts)], "stop") if cuts else (fill, "length")
 
 
+# ---- retried requests ---------------------------------------------------------------------------
+
+@dataclass
+class Attempt:
+    fingerprint: str  # the endpoint and body the key first came with
+    job: Job
+    waiting: int = 0  # requests with this key waiting for the job
+
+
+class Replays:
+    """Runs by Idempotency-Key: a retried request (same key, same body) waits for the first
+    attempt's run, or takes its result, instead of running again; the first attempt leaving (a
+    client that timed out and retries) does not cancel a run another attempt waits for. Only
+    runs that succeeded are kept, the latest ``size`` keys. Lives on the event loop (no locks)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.attempts: OrderedDict[str, Attempt] = OrderedDict()
+        self.replayed = 0  # requests answered by an earlier attempt's run
+
+    def join(self, key: str, fingerprint: str, start) -> Attempt:
+        attempt = self.attempts.get(key)
+        if attempt is not None and attempt.fingerprint != fingerprint:
+            raise ApiError(422, "this Idempotency-Key came with another request", code="idempotency_key_reused")
+        if attempt is None:
+            attempt = self.attempts[key] = Attempt(fingerprint, start())
+            while len(self.attempts) > self.size:
+                self.attempts.popitem(last=False)
+        else:
+            self.replayed += 1
+        attempt.waiting += 1
+        return attempt
+
+    def leave(self, key: str, attempt: Attempt) -> None:
+        attempt.waiting -= 1
+        job = attempt.job
+        failed = job.timed_out or (job.future.done() and (job.future.cancelled() or job.future.exception() is not None))
+        if failed or (attempt.waiting == 0 and not job.future.done()):
+            job.cancel()  # nobody waits for it any more, or a retry must run it again
+            if self.attempts.get(key) is attempt:
+                del self.attempts[key]
+
+
 # ---- metrics ----------------------------------------------------------------------------------
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -269,7 +315,7 @@ class Metrics:
         h[-1] += seconds
         self.status[endpoint, status] = self.status.get((endpoint, status), 0) + 1
 
-    def render(self, inference: InferenceQueue) -> str:
+    def render(self, inference: InferenceQueue, replays: Replays) -> str:
         s = inference.stats
         out = ["# TYPE dcoder_request_seconds histogram"]
         for endpoint, h in sorted(self.latency.items()):
@@ -290,6 +336,8 @@ class Metrics:
             "# TYPE dcoder_generated_tokens_total counter", f"dcoder_generated_tokens_total {s.generated_tokens}",
             "# TYPE dcoder_busy_seconds_total counter", f"dcoder_busy_seconds_total {s.busy_seconds}",
             "# TYPE dcoder_tokens_per_second gauge", f"dcoder_tokens_per_second {s.last_tokens_per_second}",
+            "# HELP dcoder_replayed_total requests answered by the run of an earlier attempt with their Idempotency-Key",
+            "# TYPE dcoder_replayed_total counter", f"dcoder_replayed_total {replays.replayed}",
         ]
         return "\n".join(out) + "\n"
 
@@ -366,7 +414,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
 
     app = FastAPI(title="dcoder", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     metrics = Metrics()
-    app.state.inference = inference
+    replays = Replays(REPLAY_KEYS)
+    app.state.inference, app.state.replays = inference, replays
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -398,8 +447,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
             raise ApiError(503, "the server is busy: every queue place is taken, retry later",
                            "server_busy", "queue_full") from None
 
-    async def outcome(job: Job, request: Request):
-        """The job's result; cancels it when the client goes away."""
+    async def outcome(job: Job, request: Request, release=None):
+        """The job's result; cancels it (or calls ``release``) when the client goes away or it ends."""
         future = asyncio.wrap_future(job.future)
         try:
             while True:
@@ -418,10 +467,21 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
             except DcoderError as exc:
                 raise ApiError(400, str(exc)) from None
         finally:
-            job.cancel()
+            (release or job.cancel)()
         if job.timed_out:  # stopped mid-run: what it has is not a fill
             raise ApiError(504, f"the run passed the server's time limit ({config.timeout_s:g} s)", "timeout")
         return result
+
+    async def run_once(work, body: BaseModel, request: Request):
+        """The result of ``work``, run once per Idempotency-Key (see Replays); without a key, once per request."""
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return await outcome(queue_job(work), request)
+        if not 1 <= len(key) <= MAX_KEY_CHARS:
+            raise ApiError(400, f"Idempotency-Key takes 1 to {MAX_KEY_CHARS} characters")
+        fingerprint = hashlib.sha256(f"{request.url.path} {body.model_dump_json()}".encode()).hexdigest()
+        attempt = replays.join(key, fingerprint, lambda: queue_job(work))
+        return await outcome(attempt.job, request, lambda: replays.leave(key, attempt))
 
     def stream(job: Job, steps: asyncio.Queue, final):
         """Server-sent events: each step's frame, then the final result; cancels the job when the client goes."""
@@ -467,7 +527,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics_text():
-        return PlainTextResponse(metrics.render(inference), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(metrics.render(inference, replays), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models():
@@ -478,7 +538,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
         check_model(body.model)
         work = infill_work(body, config.max_document_chars)
         if not body.stream:
-            result = await outcome(queue_job(work), request)
+            result = await run_once(work, body, request)
             return infill_json(body.text, result, model_id)
         steps: asyncio.Queue = asyncio.Queue()
         job = queue_job(work, step_feed(steps))
@@ -503,7 +563,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                 yield "[DONE]"
 
             return stream(job, asyncio.Queue(), final)
-        result = await outcome(queue_job(work), request)
+        result = await run_once(work, body, request)
         text, reason = choice(result)
         return {"id": ident, "object": "text_completion", "created": created, "model": model_id,
                 "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": reason}],
