@@ -50,8 +50,8 @@ def test_a_retry_with_the_same_key_is_answered_from_the_first_run(server):
 
 def test_concurrent_attempts_share_one_run_and_one_leaving_does_not_cancel_it(server):
     runs, replayed = counters(server.url)
-    body = {"text": TEXT, "cursor": TEXT.index("a * b"), "max_tokens": 64, "exact_length": 64, "sampler": {"steps": 64},
-            "candidates": 4, "deadline": 60}
+    body = {"text": TEXT, "cursor": TEXT.index("a * b"), "max_tokens": 256, "exact_length": 256,
+            "sampler": {"steps": 256}, "candidates": 8, "deadline": 60}  # seconds of work
     headers = {"idempotency-key": "shared"}
     answers = []
 
@@ -70,5 +70,5 @@ def test_concurrent_attempts_share_one_run_and_one_leaving_does_not_cancel_it(se
     first.join(timeout=60)
     (answer,) = answers
     assert answer.status_code == 200, answer.text
-    assert not answer.json()["timed_out"] and answer.json()["forward_passes"] >= 64
+    assert not answer.json()["timed_out"] and answer.json()["forward_passes"] >= 256
     assert counters(server.url) == (runs + 1, replayed + 1)
