@@ -22,6 +22,8 @@ from dcoder.serving.ray_app import RayConfig, read_ray_config, start  # noqa: E4
 from dcoder.serving.server import ServeConfig  # noqa: E402
 
 CLIENTS, PER_CLIENT = 8, 4
+TOKEN = "ray-test-token-0123456789"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
 RETRIES, RUN_S = 30, 120  # attempts per request; seconds for the whole run
 
 
@@ -43,7 +45,7 @@ def cluster(exported):
     port = free_port()
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RAY_USAGE_STATS_ENABLED", "0")
-        start(str(exported("dream")), "cpu", 0, ServeConfig(port=port, timeout_s=30), "tiny",
+        start(str(exported("dream")), "cpu", 0, ServeConfig(port=port, timeout_s=30, token=TOKEN), "tiny",
               RayConfig(replicas=2, cpus_per_replica=0.5),
               ray_init={"num_cpus": 2, "num_gpus": 0, "object_store_memory": 80 << 20})
         try:
@@ -57,13 +59,14 @@ def test_two_replicas_one_killed_every_request_answered_once(cluster):
     import ray
 
     assert len(replica_names()) == 2
+    assert httpx.get(cluster + "/v1/models", timeout=30).status_code == 401  # the app's token check, behind Ray's proxy
     answers: dict[str, dict] = {}
     failures: list[str] = []  # what the clients saw before a retry
     lock = threading.Lock()
     stop_at = time.monotonic() + RUN_S
 
     def client(c: int) -> None:
-        with httpx.Client(base_url=cluster, timeout=30) as http:
+        with httpx.Client(base_url=cluster, timeout=30, headers=AUTH) as http:
             for i in range(PER_CLIENT):
                 text, cursor = document(c, i)
                 key = f"req-{c}-{i}"
@@ -113,7 +116,8 @@ def test_two_replicas_one_killed_every_request_answered_once(cluster):
     for c in range(CLIENTS):
         text, cursor = document(c, 0)
         body = {"text": text, "cursor": cursor, "max_tokens": 16, "sampler": {"steps": 16}}
-        again = httpx.post(cluster + "/v1/infill", json=body, headers={"idempotency-key": f"req-{c}-0"}, timeout=30)
+        again = httpx.post(cluster + "/v1/infill", json=body, headers={**AUTH, "idempotency-key": f"req-{c}-0"},
+                           timeout=30)
         assert again.status_code == 200 and again.json()["text"] == answers[f"req-{c}-0"]["text"]
 
 
