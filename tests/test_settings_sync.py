@@ -1,5 +1,6 @@
 """The VS Code extension declares the server's settings again (package.json: defaults, bounds,
-choices) and forwards a list of them (settings.ts): both must agree with lsp/config.py."""
+choices) and forwards a list of them (settings.ts), and the docs' settings table gives each
+default: all must agree with lsp/config.py. (The Neovim plugin: tests/test_settings_nvim.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 from dcoder.errors import DcoderError
 from dcoder_lsp.config import Settings, _camel, _check
 
-VSCODE = Path(__file__).resolve().parents[1] / "editors" / "vscode"
+ROOT = Path(__file__).resolve().parents[1]
+VSCODE = ROOT / "editors" / "vscode"
 PROPERTIES = json.loads((VSCODE / "package.json").read_text(encoding="utf-8"))["contributes"]["configuration"]["properties"]
 SETTINGS_TS = (VSCODE / "src" / "settings.ts").read_text(encoding="utf-8")
 # server setting -> the extension's name for it: SERVER_SETTINGS keep theirs, RENAMED_SETTINGS map
@@ -61,3 +63,14 @@ def test_vscode_default_bounds_and_choices_are_the_servers(key):
             else:
                 with pytest.raises(DcoderError):
                     _check(name, value)
+
+
+def test_the_docs_settings_table_gives_every_setting_with_the_servers_default():
+    section = (ROOT / "docs" / "lsp.md").read_text(encoding="utf-8").split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = dict(re.findall(r"^\| `(\w+)` \| ([^|]+) \|", section, re.M))
+    assert set(rows) == set(BY_CAMEL)
+    unset = {"built-in", "none", "from context", "$DCODER_TOKEN"}  # how the table says None
+    for key, written in rows.items():
+        written = written.strip().strip("`")
+        value = None if written in unset else json.loads(written) if re.fullmatch(r"[\d.]+|true|false", written) else written
+        assert value == getattr(Settings(), BY_CAMEL[key]), key

@@ -874,13 +874,13 @@ def test_a_search_that_must_stop_stops_at_once(engine, monkeypatch):
     layout, generated = _setup(engine, text, hole, hole, budget=16)
     tok = {s: engine.tokenizer.encode(s)[0] for s in (")", ".", "x")}
     ranked = _Ranked(engine.vocab_size, {tok[")"]: -0.1, tok["."]: -0.2, tok["x"]: -0.3})
-    checked, candidate = [], validity._Checker.candidate
+    checked, candidate = [], validity.Checker.candidate
 
     def counted(self, *args):
         checked.append(1)
         return candidate(self, *args)
 
-    monkeypatch.setattr(validity._Checker, "candidate", counted)
+    monkeypatch.setattr(validity.Checker, "candidate", counted)
     run = lambda stop: validity.choose(replace(engine, backend=ranked), text, syntax.parse(text, "python"), layout,  # noqa: E731
                                        _result(_rows(engine, layout, [""]), [-0.1]), generated, "python", 1, 0,
                                        _no_resample, search_tokens=4, stop=stop)
@@ -901,17 +901,17 @@ def test_infill_returns_the_best_fill_so_far_at_the_deadline(engine, monkeypatch
     from dcoder import infill as infill_module
     from dcoder.config import SamplerConfig
     from dcoder.infill import DeadlinePassed, InfillOptions, infill
-    from dcoder.syntax import validity
+    from dcoder.syntax import search as searching
 
     now = [0.0]
     monkeypatch.setattr(infill_module.time, "monotonic", lambda: now[0])
-    search = validity.search
+    search = searching.search
 
     def late(*args):
         now[0] += 100
         return search(*args)
 
-    monkeypatch.setattr(validity, "search", late)
+    monkeypatch.setattr(searching, "search", late)
     text = "def f(x):\n    if :\n        return 1\n"
     hole = at(text, "if ") + 3
     ranked = _Ranked(engine.vocab_size, {engine.tokenizer.encode(")")[0]: -0.1, engine.tokenizer.encode("x")[0]: -1.0})

@@ -20,13 +20,13 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
+from dcoder.config import ALGS, LENGTH_MODES, InfillOptions, LengthConfig, SamplerConfig, bounds
 from dcoder.engine.engine import Engine
 from dcoder.engine.spans import find_holes
 from dcoder.errors import DcoderError
-from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, DeadlinePassed, InfillOptions, infill, refine
+from dcoder.infill import DeadlinePassed, infill, refine
 from dcoder.positions import line_starts, position_of
 from dcoder.serving.batching import InferenceQueue, Job, QueueFull
 
@@ -102,15 +102,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _declared(cls: type, name: str, high: float | None = None) -> Any:
+    """A request field with the default and bounds dcoder.config declares (``high``: a lower cap)."""
+    low, top = bounds(cls, name)
+    return Field(getattr(cls, name), ge=low, le=top if high is None else high)
+
+
 class Sampler(Strict):
-    steps: int = Field(SamplerConfig.steps, ge=1, le=MAX_STEPS)
-    threshold: float | None = Field(None, ge=0, le=1)
+    steps: int = _declared(SamplerConfig, "steps", MAX_STEPS)
+    threshold: float | None = _declared(SamplerConfig, "threshold")
     alg: Literal[ALGS] = SamplerConfig.alg  # type: ignore[valid-type]
-    alg_temp: float = Field(0.0, ge=0, le=100)
-    temperature: float = Field(0.0, ge=0, le=100)
+    alg_temp: float = Field(SamplerConfig.alg_temp, ge=0, le=100)
+    temperature: float = _declared(SamplerConfig, "temperature")
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: int = Field(SamplerConfig.seed, ge=0, le=2**63 - 1)
 
 
 class InfillRequest(Strict):
@@ -124,16 +130,16 @@ class InfillRequest(Strict):
     refine: bool = False  # regenerate the one range in place
     min_confidence: float | None = Field(None, gt=0, le=1)  # with refine: keep tokens above it
     sampler: Sampler = Field(default_factory=Sampler)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
+    max_tokens: int | None = _declared(InfillOptions, "max_tokens", MAX_SPAN_TOKENS)
     exact_length: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
-    candidates: int = Field(1, ge=1, le=MAX_BATCH)
+    candidates: int = _declared(InfillOptions, "candidates", MAX_BATCH)
     length: Literal[LENGTH_MODES] = LengthConfig.mode  # type: ignore[valid-type]
-    max_span: int = Field(LengthConfig.max_span, ge=1, le=MAX_SPAN_LIMIT)
-    repair: int = Field(2, ge=0, le=MAX_REPAIR_ROUNDS)
-    search_tokens: int = Field(4, ge=0, le=MAX_SEARCH_TOKENS)
+    max_span: int = _declared(LengthConfig, "max_span")
+    repair: int = _declared(InfillOptions, "repair_rounds")
+    search_tokens: int = _declared(InfillOptions, "search_tokens")
     # seconds the run may take before the best fill so far is returned (the CLI's --deadline);
     # the server's --timeout still ends any request
-    deadline: float = Field(DEADLINE_S, ge=DEADLINE_BOUNDS[0], le=DEADLINE_BOUNDS[1])
+    deadline: float = _declared(InfillOptions, "deadline")
     stream: bool = False
 
 
