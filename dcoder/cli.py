@@ -7,6 +7,7 @@ import difflib
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 from dcoder import __version__
@@ -483,6 +484,10 @@ def add_lsp_parser(sub) -> None:
     p.set_defaults(func=cmd_lsp)
 
 
+# options of dcoder serve --ray named as dcoder.serving.ray_app.RayConfig's fields
+RAY_SETTINGS = ("replicas", "min_replicas", "max_replicas", "target_requests", "gpus_per_replica", "cpus_per_replica")
+
+
 def cmd_serve(args) -> int:
     from dcoder.serving.server import ServeConfig, read_token, serve
 
@@ -490,10 +495,44 @@ def cmd_serve(args) -> int:
              "max_document_chars": args.max_document, "queue_size": args.queue}
     config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
                          **{k: v for k, v in given.items() if v is not None})
-    engine = resolve_model(args.model, args.provider, args.cache_refresh)
     name = args.name or (Path(args.model).name if args.model else "dcoder")
+    if args.ray:
+        return serve_on_ray(args, config, name)
+    if (stray := next((o for o in (*RAY_SETTINGS, "ray_address", "ray_config") if getattr(args, o) is not None),
+                      None)) is not None:
+        raise DcoderError(f"--{stray.replace('_', '-')} goes with --ray")
+    engine = resolve_model(args.model, args.provider, args.cache_refresh)
     sys.stderr.write(f"dcoder: serving {engine.description} as {name!r} on http://{config.host}:{config.port}\n")
     serve(engine, config, name)
+    return 0
+
+
+def serve_on_ray(args, config, name: str) -> int:
+    from dcoder.serving.ray_app import RayConfig, read_ray_config, start
+
+    settings = read_ray_config(args.ray_config) if args.ray_config else {}
+    settings.update({k: v for k in RAY_SETTINGS if (v := getattr(args, k)) is not None})
+    if args.ray_address is not None:
+        settings["address"] = args.ray_address
+    ray_config = RayConfig(**settings)
+    if args.model is None:
+        if not (BUILTIN_MODEL / "manifest.json").exists():
+            raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
+        model = str(BUILTIN_MODEL)
+    else:  # replicas load it in processes of their own: a folder here goes by its full path
+        model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
+    start(model, args.provider, args.cache_refresh, config, name, ray_config)
+    scale = (f"{ray_config.min_replicas} to {ray_config.max_replicas}" if ray_config.min_replicas is not None
+             else str(ray_config.replicas))
+    sys.stderr.write(f"dcoder: serving {model} as {name!r} on Ray Serve, {scale} replicas "
+                     f"({ray_config.gpus_per_replica:g} GPU each), at http://{config.host}:{config.port}\n")
+    from ray import serve
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.shutdown()
     return 0
 
 
@@ -514,6 +553,20 @@ def add_serve_parser(sub) -> None:
                    "(default 16)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
+    ray = p.add_argument_group("Ray Serve (dcoder serve --ray; defaults in dcoder.serving.ray_app.RayConfig)")
+    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve: replicas of the model behind Ray's proxy")
+    ray.add_argument("--ray-config", metavar="FILE", help="TOML file with the settings below (replicas = 2, "
+                     "gpus_per_replica = 1, ...); options given here win")
+    ray.add_argument("--ray-address", metavar="ADDRESS", help="a running Ray cluster (auto, ray://head:10001); "
+                     "default: start Ray on this machine")
+    ray.add_argument("--replicas", type=int, metavar="N", help="model copies (default 1)")
+    ray.add_argument("--min-replicas", type=int, metavar="N", help="with --max-replicas: autoscale between them")
+    ray.add_argument("--max-replicas", type=int, metavar="N", help="autoscaling's upper bound")
+    ray.add_argument("--target-requests", type=float, metavar="N",
+                     help="autoscaling: ongoing requests per replica to aim for (default 2)")
+    ray.add_argument("--gpus-per-replica", type=float, metavar="G", help="GPUs each replica takes (default 0: CPU; "
+                     "0.5: two replicas per GPU)")
+    ray.add_argument("--cpus-per-replica", type=float, metavar="C", help="CPUs each replica takes (default 1)")
     add_runtime_args(p)
     p.set_defaults(func=cmd_serve)
 
