@@ -603,10 +603,10 @@ def bench(model, tokenizer: Tokenizer, tokens: SpecialTokens, config: TrainConfi
 
     engine = Engine(tokenizer, tokens, TorchBackend(model, config.shift_logits, device), config.shift_logits,
                     config.seq_len, tokenizer.vocab_size, "training")
-    from dcoder.config import DEADLINE_BOUNDS
+    from dcoder.config import bounds
 
     # the curve measures the model, not the machine's load: no editor deadline
-    fill = ModelFiller(engine, InfillOptions(deadline=DEADLINE_BOUNDS[1]))
+    fill = ModelFiller(engine, InfillOptions(deadline=bounds(InfillOptions, "deadline")[1]))
     exact: dict[str, list[bool]] = {}
     parsed: dict[str, list[bool]] = {}
     model.eval()
