@@ -40,7 +40,7 @@ def test_bad_scope_bias_or_context_folder_is_one_line(dream_ckpt, tmp_path):
     target = project(tmp_path) / "pkg" / "mod.py"
     for value in ("10.5", "-1", "nan"):
         one_line_error(dcoder("infill", target, "--at", "2:5", "--model", dream_ckpt, "--scope-bias", value),
-                       "--scope-bias must be between 0 and 10")
+                       "--scope-bias must be from 0 to 10")
     one_line_error(dcoder("infill", target, "--at", "2:5", "--model", dream_ckpt, "--context-from", tmp_path / "no"),
                    "not a folder")
 

@@ -154,5 +154,5 @@ def test_denoising_picks_the_name_in_scope_with_the_bias_and_the_new_one_without
 
 @pytest.mark.parametrize("value", [-0.5, 10.5, float("nan")])
 def test_scope_bias_out_of_bounds_is_refused(value):
-    with pytest.raises(DcoderError, match="--scope-bias"):
+    with pytest.raises(DcoderError, match="--scope-bias must be from 0 to 10"):
         InfillOptions(scope_bias=value)
