@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, LengthConfig, SamplerConfig
+from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, POLICIES, LengthConfig, SamplerConfig
 from dcoder.engine.engine import BUILTIN_MODEL
 from dcoder.errors import DcoderError
 from dcoder.files import check_writable, read_source, write_back
@@ -55,6 +55,16 @@ def add_deadline_arg(p: argparse.ArgumentParser) -> None:
                         f"(default {DEADLINE_S:g}, from {low:g} to {high:g})")
 
 
+def add_policy_args(p: argparse.ArgumentParser) -> None:
+    # a string, not choices=: an unknown name gets SamplerConfig's one line and exit 2 like every other value
+    p.add_argument("--policy", default=SamplerConfig.policy, metavar="NAME",
+                   help=f"which tokens a step reveals: {', '.join(POLICIES)} (default {SamplerConfig.policy}: "
+                        "by --threshold or the --steps schedule; learned: by --policy-file's classifier; verify: "
+                        "the one-token-per-step greedy output, checked several tokens per pass)")
+    p.add_argument("--policy-file", metavar="FILE", help="with --policy learned: a policy dcoder train-policy "
+                   "wrote for this model")
+
+
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder, or a pulled hub model "
                    "ORG/NAME (default: built-in model)")
@@ -70,6 +80,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, metavar="K")
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0)
+    add_policy_args(p)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
     add_deadline_arg(p)
     add_runtime_args(p)
@@ -81,15 +92,31 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 
 
 def infill_options(args):
+    """The options the flags give; a learned policy's weights come once the model is loaded (``with_policy``)."""
     from dcoder.infill import InfillOptions
 
+    if args.policy_file is not None and args.policy != "learned" and not getattr(args, "sweep", None):
+        raise DcoderError("--policy-file goes with --policy learned")
+    if args.policy == "learned" and args.policy_file is None:
+        raise DcoderError("--policy learned needs --policy-file FILE (dcoder train-policy writes one)")
     sampler = SamplerConfig(
         steps=args.steps, threshold=args.threshold, alg=args.alg, alg_temp=args.alg_temp,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, policy=args.policy,
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
                          max_context=args.max_context, lengths=LengthConfig(args.length, args.max_span),
                          deadline=args.deadline)
+
+
+def with_policy(options, args, engine):
+    """``options`` with the weights of --policy-file, read for (and refused unless made for) ``engine``'s model."""
+    from dataclasses import replace
+
+    from dcoder.engine.policy import load_policy
+
+    if args.policy_file is None:
+        return options
+    return replace(options, sampler=replace(options.sampler, learned=load_policy(args.policy_file, engine.folder)))
 
 
 # ---- syntax: language, regions, fills that break the parse -----------------------------------
@@ -241,6 +268,7 @@ def cmd_infill(args) -> int:
         if not ranges:
             raise DcoderError(f"{args.file} has no <|mask|> hole; give --at L:C or --range L:C-L:C")
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
+    options = with_policy(options, args, engine)
     result = infill(engine, text, ranges, options, step_printer(args.show_steps))
     check_parse(args, result, language)
     emit(args, text, result, engine.description)
@@ -259,6 +287,7 @@ def cmd_refine(args) -> int:
     if not text[span[0]:span[1]].strip():
         raise DcoderError(f"--range {args.range} selects no code; refine rewrites a selection")
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
+    options = with_policy(options, args, engine)
     result = refine(engine, text, span, options, args.min_confidence, step_printer(args.show_steps))
     check_parse(args, result, language)
     emit(args, text, result, engine.description)
@@ -315,8 +344,18 @@ def cmd_eval(args) -> int:
         raise DcoderError("--timeout must be a positive number of seconds")
     if args.jobs is not None and args.jobs < 1:
         raise DcoderError("--jobs must be at least 1")
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise DcoderError(f"cannot write {args.json}: its folder does not exist")
+    for path in (args.json, args.png):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise DcoderError(f"cannot write {path}: its folder does not exist")
+    if args.png and not args.sweep:
+        raise DcoderError("--png draws a --sweep")
+    points = None
+    if args.sweep:
+        from dcoder.evaluation.sweep import parse_grid
+
+        if args.canonical or args.baseline or args.samples != 1:
+            raise DcoderError("--sweep runs a model, one sample per task (no --canonical, --baseline or --samples)")
+        points = parse_grid(args.sweep)
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()} if args.kinds else None
     files = {name: load_tasks(name, kinds, args.limit, args.language) for name in args.files}
     options = infill_options(args)
@@ -330,11 +369,13 @@ def cmd_eval(args) -> int:
         fill, model = BASELINES[args.baseline], f"baseline:{args.baseline}"
     else:
         engine = resolve_model(args.model, args.provider, args.cache_refresh)
+        options = with_policy(options, args, engine)
         fill, model = ModelFiller(engine, options, args.oracle_length), engine.description
         # the mode auto chose is recorded, so runs of one checkpoint in each mode can be told apart
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
                         length=length_mode(engine, options), max_span=options.lengths.max_span,
-                        sampler=asdict(options.sampler), deadline_s=options.deadline)
+                        sampler={k: v for k, v in asdict(options.sampler).items() if k != "learned"},
+                        policy_file=args.policy_file, deadline_s=options.deadline)
     if any(task.test is not None for tasks in files.values() for task in tasks):
         layers = isolation()
         settings["sandbox"] = list(layers)
@@ -342,7 +383,14 @@ def cmd_eval(args) -> int:
                          " (see docs/reliability.md)\n")
     with Sandbox(Limits(timeout=args.timeout), args.jobs) as sandbox:
         settings["jobs"] = sandbox.jobs
-        return run(files, fill, args.samples, sandbox, {"model": model, "options": settings}, args.json)
+        header = {"model": model, "options": settings}
+        if points is not None:
+            from dcoder.evaluation.sweep import sweep
+
+            header["files"] = list(files)
+            tasks = [t for ts in files.values() for t in ts]
+            return sweep(tasks, fill, points, sandbox, header, args.json, args.png)
+        return run(files, fill, args.samples, sandbox, header, args.json)
 
 
 def add_eval_parser(sub) -> None:
@@ -373,6 +421,12 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--top-k", type=int, metavar="K")
     p.add_argument("--top-p", type=float, metavar="P")
     p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i")
+    add_policy_args(p)
+    p.add_argument("--sweep", action="append", metavar="GRID",
+                   help="run the tasks once per decoding setting of GRID: KEY=V1,V2 words (steps, threshold, "
+                        "alg, policy; every combination), e.g. --sweep 'steps=8,16,32' --sweep "
+                        "'policy=verify' (repeatable: the groups run in turn)")
+    p.add_argument("--png", metavar="OUT", help="with --sweep: plot quality against positions per forward pass")
     add_deadline_arg(p)
     add_runtime_args(p)
     p.set_defaults(func=cmd_eval, exact_length=None)
@@ -419,6 +473,34 @@ def add_train_parser(sub) -> None:
                    help="write --out's newest checkpoint to DIR as a compact resume state to commit "
                         "(bf16 weights, no optimizer moments) and exit")
     p.set_defaults(func=cmd_train)
+
+
+def cmd_train_policy(args) -> int:
+    from dcoder.engine.policy import model_identity, save_policy
+    from dcoder.training.policy import train_policy
+
+    if not Path(args.out).resolve().parent.is_dir():
+        raise DcoderError(f"cannot write {args.out}: its folder does not exist")
+    engine = resolve_model(args.model, args.provider)
+    policy, figures = train_policy(engine, Path(args.corpus), args.holes, args.seed,
+                                   lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
+    save_policy(policy, args.out, {"model": engine.description, "identity": model_identity(engine.folder),
+                                   "corpus": str(args.corpus), "seed": args.seed, **figures})
+    print(json.dumps(figures, indent=2))
+    sys.stderr.write(f"dcoder: wrote {args.out} (use --policy learned --policy-file {args.out})\n")
+    return 0
+
+
+def add_train_policy_parser(sub) -> None:
+    p = sub.add_parser("train-policy", help="train a learned unmasking policy on a model's own denoising traces")
+    p.add_argument("--model", metavar="DIR", help="the model the policy is for (default: built-in model)")
+    p.add_argument("--corpus", required=True, metavar="DIR",
+                   help="Python files to cut holes from (training data; the benchmark projects are skipped)")
+    p.add_argument("--out", required=True, metavar="FILE", help="policy file to write (JSON)")
+    p.add_argument("--holes", type=int, default=60, metavar="N", help="holes to trace (default 60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.set_defaults(func=cmd_train_policy)
 
 
 def cmd_curve(args) -> int:
@@ -485,7 +567,7 @@ def cmd_serve(args) -> int:
     from dcoder.serving.server import ServeConfig, read_token, serve
 
     given = {"host": args.host, "port": args.port, "max_body_bytes": args.max_body, "timeout_s": args.timeout,
-             "max_document_chars": args.max_document, "queue_size": args.queue}
+             "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file}
     config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
                          **{k: v for k, v in given.items() if v is not None})
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
@@ -512,6 +594,8 @@ def add_serve_parser(sub) -> None:
                    "(default 16)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
+    p.add_argument("--policy-file", metavar="FILE", help="learned unmasking policy for requests with sampler.policy "
+                   "\"learned\" (dcoder train-policy writes one for the model served)")
     add_runtime_args(p)
     p.set_defaults(func=cmd_serve)
 
@@ -624,6 +708,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_curve_parser(sub)
     add_train_parser(sub)
+    add_train_policy_parser(sub)
     add_corpus_parser(sub)
     add_lsp_parser(sub)
     add_serve_parser(sub)

@@ -130,12 +130,14 @@ class SamplerConfig:
     top_p: float | None = None
     seed: int = 0
     policy: str = "confidence"
-    learned: LearnedPolicy | None = field(default=None, repr=False)  # the weights policy "learned" reads
+    # the weights policy "learned" reads: read for the model in use (dcoder.engine.policy), so a request
+    # that only names the policy (to a server with its own) carries none
+    learned: LearnedPolicy | None = field(default=None, repr=False)
 
     @property
     def cut(self) -> float | None:
         """The gate's threshold in force: --threshold, else a learned policy's own cut."""
-        if self.threshold is None and self.policy == "learned":
+        if self.threshold is None and self.policy == "learned" and self.learned is not None:
             return self.learned.threshold
         return self.threshold
 
@@ -162,8 +164,6 @@ class SamplerConfig:
             raise DcoderError("--threshold must be in (0, 1]")
         if self.policy not in POLICIES:
             raise DcoderError(f"unknown --policy {self.policy!r} (choose from {', '.join(POLICIES)})")
-        if self.policy == "learned" and self.learned is None:
-            raise DcoderError("--policy learned needs --policy-file FILE (dcoder train-policy writes one)")
         if self.policy == "verify" and not self.deterministic:
             raise DcoderError("--policy verify checks a greedy decode: it needs --temperature 0, --alg-temp 0 "
                               "and an --alg other than origin")

@@ -5,9 +5,11 @@ a ``dcoder`` section)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
-from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, LengthConfig, SamplerConfig
+from dcoder.config import (DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, POLICIES, LearnedPolicy,
+                           LengthConfig, SamplerConfig)
 from dcoder.errors import DcoderError
 from dcoder.infill import MAX_SEARCH_TOKENS, InfillOptions
 
@@ -34,6 +36,19 @@ class Settings:
     deadline: float = DEADLINE_S  # seconds a request may take before the best fill so far is used
     server: str | None = None  # a dcoder server's URL (dcoder serve): it runs the model instead, nothing is loaded here
     server_token: str | None = None  # its bearer token; None: $DCODER_TOKEN
+    policy: str = SamplerConfig.policy  # which tokens a step reveals (see dcoder.config.POLICIES)
+    policy_file: str | None = None  # policy learned: a file dcoder train-policy wrote for the model (a server uses its own)
+
+    def learned(self) -> LearnedPolicy | None:
+        """The learned policy these settings name, read and checked against the model's folder."""
+        if self.policy != "learned" or self.server is not None:
+            return None
+        if self.policy_file is None:
+            raise DcoderError("setting policy \"learned\" needs the setting policyFile (dcoder train-policy writes one)")
+        from dcoder.engine.policy import load_policy
+        from dcoder_lsp.loader import Loader
+
+        return load_policy(self.policy_file, Path(Loader.folder(self.model)))
 
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
@@ -43,7 +58,9 @@ class Settings:
         afterwards anyway, and must come fast.
         """
         steps = self.inline_steps if inline else self.steps
-        sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
+        # through a server the learned policy is its own (its --policy-file): only the name goes there
+        sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature,
+                                policy=self.policy, learned=self.learned())
         rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
                              language=language, lengths=LengthConfig(self.length, self.max_span),
@@ -69,7 +86,13 @@ class Settings:
                 values[name] = _check(name, value)
             except DcoderError as exc:
                 problems.append(str(exc))
-        return replace(self, **values), problems
+        new = replace(self, **values)
+        if new.policy != self.policy or new.policy_file != self.policy_file or new.model != self.model:
+            try:  # a policy that cannot be used leaves every setting as it was
+                new.learned()
+            except DcoderError as exc:
+                return self, problems + [f"{exc}; settings unchanged"]
+        return new, problems
 
 
 def _camel(name: str) -> str:
@@ -120,7 +143,7 @@ CHECKS = {
     "provider": _choice(PROVIDERS),
     "steps": _number(int, 1, 4096),
     "inline_steps": _number(int, 1, 4096),
-    "threshold": _number(float, 0.0, 1.0, optional=True),
+    "threshold": _number(float, 0.001, 1.0, optional=True),  # (0, 1]: 0 would reveal every token at once
     "temperature": _number(float, 0.0, 10.0),
     "max_tokens": _number(int, 1, 4096, optional=True),
     "candidates": _number(int, 1, MAX_CANDIDATES),
@@ -133,6 +156,8 @@ CHECKS = {
     "deadline": _number(float, *DEADLINE_BOUNDS),
     "server": _text("an http:// or https:// URL", ("http://", "https://")),
     "server_token": _text("a string"),
+    "policy": _choice(POLICIES),
+    "policy_file": _text("a file path"),
 }
 assert set(CHECKS) == {f.name for f in fields(Settings)}, "every setting needs its check"
 

@@ -39,7 +39,8 @@ class RemoteEngine:
                     candidates=options.candidates, repair=options.repair_rounds, search_tokens=options.search_tokens,
                     length=options.lengths.mode, max_span=options.lengths.max_span, stream=True,
                     sampler={"steps": s.steps, "threshold": s.threshold, "alg": s.alg, "alg_temp": s.alg_temp,
-                             "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed})
+                             "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed,
+                             "policy": s.policy})
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"

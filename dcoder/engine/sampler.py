@@ -22,6 +22,7 @@ from typing import Callable, Protocol
 import numpy as np
 
 from dcoder.config import VERIFY_ROWS, LearnedPolicy, SamplerConfig
+from dcoder.errors import DcoderError
 
 
 class Backend(Protocol):
@@ -214,6 +215,11 @@ def reveal(win: np.ndarray, b_idx: np.ndarray, w_idx: np.ndarray, chosen: np.nda
     return reveal_mask(win, rank_grid, gate_grid, config, step)[b_idx, w_idx], tokens, tok_logp
 
 
+def check_policy(config: SamplerConfig) -> None:
+    if config.policy == "learned" and config.learned is None:
+        raise DcoderError("policy learned needs a policy file (--policy-file; dcoder train-policy writes one)")
+
+
 def denoise(
     ids: np.ndarray,
     backend: Backend,
@@ -229,6 +235,7 @@ def denoise(
     The ``suppress`` tokens are never chosen in the rows where ``suppress_rows`` (B,) is True
     (in every row when it is None); the mask token and the ``never`` tokens are never chosen anywhere.
     """
+    check_policy(config)
     x = np.array(ids, dtype=np.int64, copy=True)
     masked = x == mask_id
     logprobs = np.zeros(x.shape, dtype=np.float32)
@@ -460,6 +467,9 @@ def denoise_lengths(
     most as many expansions, and only while the returned rows stay within ``lengths.max_len``,
     so every step reveals or removes a mask or spends one of those expansions: the run ends.
     """
+    check_policy(config)
+    if config.policy == "verify":
+        raise DcoderError("--policy verify checks fixed-length spans: use it with --length pad")
     ids = np.asarray(ids, dtype=np.int64)
     fixed = np.zeros(len(ids), dtype=bool) if fixed is None else fixed
     rows = [_Row(ids[r], slots, bool(fixed[r]), lengths, mask_id) for r in range(len(ids))]

@@ -23,6 +23,8 @@ export const SERVER_SETTINGS = [
   "length",
   "maxSpan",
   "deadline",
+  "policy",
+  "policyFile",
 ] as const;
 
 export type ServerSettings = Record<(typeof SERVER_SETTINGS)[number], unknown>;
