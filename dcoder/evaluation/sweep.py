@@ -2,8 +2,10 @@
 
 Each ``--sweep`` value is a group of ``KEY=V1,V2,...`` words; a group gives the settings of
 every combination of its values, the other settings coming from the command's flags; the
-groups' settings are run in turn. Per setting: exact match, pass@1, parse rate, forward
-passes per fill token, tokens and masked positions resolved per forward pass, ms per task.
+groups' settings are run in turn. Per setting: exact match, pass@1, parse rate, the share of
+fills equal to the first setting's (put the slowest, most careful setting first: this says what
+the faster ones give up even when exact match is too low to tell), forward passes per fill
+token, tokens and masked positions resolved per forward pass, ms per task.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import replace
 
 from dcoder.config import ALGS, POLICIES, SamplerConfig
 from dcoder.errors import DcoderError
-from dcoder.evaluation.evaluate import ModelFiller, Task, elapsed, run_file, summarize, write_json
+from dcoder.evaluation.evaluate import ModelFiller, Task, elapsed, normalize, run_file, summarize, write_json
 from dcoder.evaluation.execution import Sandbox
 
 KEYS = {"steps": int, "threshold": float, "alg": str, "policy": str}
@@ -67,6 +69,7 @@ def sampler_for(base: SamplerConfig, point: dict) -> SamplerConfig:
 
 
 COLUMNS = (("exact", "exact_match", 3), ("pass@1", "pass@1", 3), ("parses", "parse_rate", 3),
+           ("same", "same_as_first", 3),
            ("passes/tok", "forward_passes_per_token", 2), ("tok/pass", "tokens_per_forward", 3),
            ("pos/pass", "positions_per_forward", 2), ("ms/task", "ms_per_task", 0))
 
@@ -80,7 +83,7 @@ def table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], path: str, title: str) -> None:
-    """Exact match and parse rate against masked positions resolved per forward pass."""
+    """Exact match and agreement with the first setting against masked positions resolved per forward pass."""
     try:
         import matplotlib
     except ImportError:
@@ -89,7 +92,7 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, name in ((axes[0], "exact_match", "exact match"), (axes[1], "parse_rate", "parse rate")):
+    for ax, key, name in ((axes[0], "exact_match", "exact match"), (axes[1], "same_as_first", "fill = first setting's")):
         for r in rows:
             x, y = r["positions_per_forward"], r[key]
             if x is None or y is None:
@@ -116,10 +119,15 @@ def sweep(tasks: list[Task], filler: ModelFiller, points: list[dict], sandbox: S
     base = filler.options.sampler
     settings = [sampler_for(base, p) for p in points]  # every point checked before the first runs
     rows, start, interrupted = [], time.perf_counter(), False
+    first: dict[str, str] | None = None  # the first setting's fills, which the others are compared with
     for point, sampler in zip(points, settings):
         one = ModelFiller(filler.engine, replace(filler.options, sampler=sampler), filler.oracle_length)
         results, interrupted = run_file(tasks, one, 1, sandbox)
         figures = summarize(results, 1, by_kind=False)
+        fills = {r.task.task_id: normalize(r.fills[0].text) for r in results}
+        first = fills if first is None else first
+        same = [fills[t] == first[t] for t in fills if t in first]
+        figures["same_as_first"] = sum(same) / len(same) if same else None
         rows.append({"setting": label(point), **point, **figures})
         err.write(f"dcoder: {label(point)}: exact {figures['exact_match']:.3f}, "
                   f"{figures['positions_per_forward'] or 0:.2f} positions/pass ({elapsed(start)})\n")
