@@ -214,3 +214,26 @@ def test_language_server_policy_settings(policy_file, exported):
     # the model changes under a learned policy made for the old one: every setting stays as it was
     kept, problems = good.updated({"model": llada_dir, "steps": 3})
     assert kept == good and "not for this model" in problems[0] and "settings unchanged" in problems[0]
+
+
+# ---- the HTTP server ----------------------------------------------------------------------
+
+def test_server_takes_the_policy_per_request(dream, policy_file, exported):
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from dcoder.serving.server import ServeConfig, create_app
+
+    body = {"text": SAMPLE, "cursor": SAMPLE.index("return a + b"), "max_tokens": 6}
+    with TestClient(create_app(dream, ServeConfig(), "tiny")) as plain:
+        assert plain.post("/v1/infill", json={**body, "sampler": {"policy": "verify"}}).status_code == 200
+        for sampler, needle in (({"policy": "nope"}, "policy"), ({"policy": "learned"}, "no learned policy"),
+                                ({"threshold": 0}, "threshold"), ({"policy": "verify", "temperature": 0.5}, "verify")):
+            response = plain.post("/v1/infill", json={**body, "sampler": sampler})
+            assert response.status_code == 400 and needle in response.json()["error"]["message"], response.text
+    with TestClient(create_app(dream, ServeConfig(policy_file=str(policy_file)), "tiny")) as learned:
+        response = learned.post("/v1/infill", json={**body, "sampler": {"policy": "learned"}})
+        assert response.status_code == 200 and response.json()["forward_passes"] >= 1
+    other = load_engine(exported("llada"), device="cpu")
+    with pytest.raises(DcoderError, match="not for this model"):
+        create_app(other, ServeConfig(policy_file=str(policy_file)), "tiny")
