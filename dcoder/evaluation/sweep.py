@@ -91,17 +91,19 @@ def plot(rows: list[dict], path: str, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for ax, key, name in ((axes[0], "exact_match", "exact match"), (axes[1], "same_as_first", "fill = first setting's")):
-        for r in rows:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    markers = "osD^v<>phX*"
+    names = (("exact_match", "exact match"), ("same_as_first", f"fill = {rows[0]['setting']}'s"))
+    for ax, (key, name) in zip(axes, names):
+        for i, r in enumerate(rows):
             x, y = r["positions_per_forward"], r[key]
-            if x is None or y is None:
-                continue
-            ax.scatter(x, y, s=22)
-            ax.annotate(r["setting"], (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+            if x is not None and y is not None:
+                ax.scatter(x, y, s=36, marker=markers[i % len(markers)], color=f"C{i % 10}", label=r["setting"])
         ax.set_xlabel("masked positions resolved per forward pass")
         ax.set_ylabel(name)
+        ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     try:
