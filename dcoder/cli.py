@@ -7,11 +7,13 @@ import difflib
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, POLICIES, LengthConfig, SamplerConfig
+from dcoder.config import ALGS, LENGTH_MODES, POLICIES, InfillOptions, LengthConfig, SamplerConfig, bounds
 from dcoder.engine.engine import BUILTIN_MODEL
+from dcoder.engine.runtime import PROVIDERS, RuntimeOptions
 from dcoder.errors import DcoderError
 from dcoder.files import check_writable, read_source, write_back
 from dcoder.positions import line_starts, offset_of, parse_range, position_of
@@ -32,27 +34,44 @@ def resolve_model(arg: str | None, provider: str = "auto", cache_refresh: int = 
 
 
 def add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto",
+    p.add_argument("--provider", choices=PROVIDERS, default=RuntimeOptions.provider,
                    help="onnxruntime provider for exported models (default auto: CUDA when usable, else CPU)")
-    p.add_argument("--cache-refresh", type=int, default=0, metavar="K",
+    p.add_argument("--cache-refresh", type=int, default=RuntimeOptions.cache_refresh, metavar="K",
                    help="exported models: re-encode the context every K passes (default 0: once per run)")
 
 
+# Defaults come from the option's declaration in dcoder.config (argparse's own is only for the
+# options the engine does not have); help texts quote them from there.
+
 def add_length_args(p: argparse.ArgumentParser) -> None:
-    default = LengthConfig()
-    p.add_argument("--length", choices=LENGTH_MODES, default=default.mode,
+    p.add_argument("--length", choices=LENGTH_MODES, default=LengthConfig.mode,
                    help="how spans get their length: pad (a budget of masks, ended early with padding), expand "
                         "(masks may split in two or vanish as they are revealed: the model needs <|expand|> and "
                         "<|delete|>) or auto (expand when it has them; the default)")
-    p.add_argument("--max-span", type=int, default=default.max_span, metavar="N",
-                   help=f"with --length expand: most tokens a span may grow to (default {default.max_span})")
+    p.add_argument("--max-span", type=int, default=LengthConfig.max_span, metavar="N",
+                   help=f"with --length expand: most tokens a span may grow to (default {LengthConfig.max_span})")
 
 
 def add_deadline_arg(p: argparse.ArgumentParser) -> None:
-    low, high = DEADLINE_BOUNDS
-    p.add_argument("--deadline", type=float, default=DEADLINE_S, metavar="S",
+    low, high = bounds(InfillOptions, "deadline")
+    p.add_argument("--deadline", type=float, default=InfillOptions.deadline, metavar="S",
                    help=f"seconds a fill may take; then the best one found so far is used "
-                        f"(default {DEADLINE_S:g}, from {low:g} to {high:g})")
+                        f"(default {InfillOptions.deadline:g}, from {low:g} to {high:g})")
+
+
+def add_sampler_args(p: argparse.ArgumentParser, seed_help: str | None = None) -> None:
+    d = SamplerConfig
+    p.add_argument("--steps", type=int, default=d.steps, help=f"denoising steps (default {d.steps})")
+    p.add_argument("--threshold", type=float, metavar="X",
+                   help="reveal every token whose confidence passes X at each step (instead of --steps)")
+    p.add_argument("--alg", choices=ALGS, default=d.alg, help=f"confidence used to order unmasking (default {d.alg})")
+    p.add_argument("--alg-temp", type=float, default=d.alg_temp,
+                   help=f"randomness in the unmasking order (default {d.alg_temp:g})")
+    p.add_argument("--temperature", type=float, default=d.temperature,
+                   help=f"sampling temperature (default {d.temperature:g}: greedy)")
+    p.add_argument("--top-k", type=int, metavar="K")
+    p.add_argument("--top-p", type=float, metavar="P")
+    p.add_argument("--seed", type=int, default=d.seed, help=seed_help)
 
 
 def add_policy_args(p: argparse.ArgumentParser) -> None:
@@ -71,15 +90,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens reserved per span (default: from context)")
     p.add_argument("--exact-length", type=int, metavar="N", help="generate exactly N tokens per span")
     add_length_args(p)
-    p.add_argument("--steps", type=int, default=32, help="denoising steps (default 32)")
-    p.add_argument("--threshold", type=float, metavar="X",
-                   help="reveal every token whose confidence passes X at each step (instead of --steps)")
-    p.add_argument("--alg", choices=ALGS, default="entropy", help="confidence used to order unmasking (default entropy)")
-    p.add_argument("--alg-temp", type=float, default=0.0, help="randomness in the unmasking order (default 0)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
-    p.add_argument("--top-k", type=int, metavar="K")
-    p.add_argument("--top-p", type=float, metavar="P")
-    p.add_argument("--seed", type=int, default=0)
+    add_sampler_args(p)
     add_policy_args(p)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
     add_deadline_arg(p)
@@ -93,7 +104,6 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 
 def infill_options(args):
     """The options the flags give; a learned policy's weights come once the model is loaded (``with_policy``)."""
-    from dcoder.infill import InfillOptions
 
     if args.policy_file is not None and args.policy != "learned" and not getattr(args, "sweep", None):
         raise DcoderError("--policy-file goes with --policy learned")
@@ -124,13 +134,14 @@ def with_policy(options, args, engine):
 def add_syntax_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--language", metavar="LANG",
                    help="language of FILE, a grammar name or LSP language id (default: from the file extension)")
-    p.add_argument("--candidates", type=int, default=1, metavar="N",
-                   help="fills denoised in one batch; the best-scoring one that parses wins (default 1)")
-    p.add_argument("--repair", type=int, default=2, metavar="N",
-                   help="rounds of re-masking the broken part of a fill that does not parse (default 2)")
-    p.add_argument("--search-tokens", type=int, default=4, metavar="N",
+    d = InfillOptions
+    p.add_argument("--candidates", type=int, default=d.candidates, metavar="N",
+                   help=f"fills denoised in one batch; the best-scoring one that parses wins (default {d.candidates})")
+    p.add_argument("--repair", type=int, default=d.repair_rounds, metavar="N",
+                   help=f"rounds of re-masking the broken part of a fill that does not parse (default {d.repair_rounds})")
+    p.add_argument("--search-tokens", type=int, default=d.search_tokens, metavar="N",
                    help="then search fills of up to N tokens for one that parses, among the model's "
-                        "likeliest tokens (default 4; 0: off)")
+                        f"likeliest tokens (default {d.search_tokens}; 0: off)")
     p.add_argument("--allow-broken", action="store_true",
                    help="with --in-place, write FILE even when the fill breaks its syntax")
 
@@ -413,14 +424,7 @@ def add_eval_parser(sub) -> None:
     p.add_argument("--max-tokens", type=int, metavar="N", help="mask tokens per span (default: as for an editor request)")
     add_length_args(p)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees")
-    p.add_argument("--steps", type=int, default=32, help="denoising steps (default 32)")
-    p.add_argument("--threshold", type=float, metavar="X", help="confidence-threshold unmasking instead of --steps")
-    p.add_argument("--alg", choices=ALGS, default="entropy", help="unmasking order (default entropy)")
-    p.add_argument("--alg-temp", type=float, default=0.0, help="randomness in the unmasking order (default 0)")
-    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
-    p.add_argument("--top-k", type=int, metavar="K")
-    p.add_argument("--top-p", type=float, metavar="P")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first sample; sample i uses seed + i")
+    add_sampler_args(p, seed_help="seed of the first sample; sample i uses seed + i")
     add_policy_args(p)
     p.add_argument("--sweep", action="append", metavar="GRID",
                    help="run the tasks once per decoding setting of GRID: KEY=V1,V2 words (steps, threshold, "
@@ -563,6 +567,10 @@ def add_lsp_parser(sub) -> None:
     p.set_defaults(func=cmd_lsp)
 
 
+# options of dcoder serve --ray named as dcoder.serving.ray_app.RayConfig's fields
+RAY_SETTINGS = ("replicas", "min_replicas", "max_replicas", "target_requests", "gpus_per_replica", "cpus_per_replica")
+
+
 def cmd_serve(args) -> int:
     from dcoder.serving.server import ServeConfig, read_token, serve
 
@@ -570,10 +578,44 @@ def cmd_serve(args) -> int:
              "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file}
     config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
                          **{k: v for k, v in given.items() if v is not None})
-    engine = resolve_model(args.model, args.provider, args.cache_refresh)
     name = args.name or (Path(args.model).name if args.model else "dcoder")
+    if args.ray:
+        return serve_on_ray(args, config, name)
+    if (stray := next((o for o in (*RAY_SETTINGS, "ray_address", "ray_config") if getattr(args, o) is not None),
+                      None)) is not None:
+        raise DcoderError(f"--{stray.replace('_', '-')} goes with --ray")
+    engine = resolve_model(args.model, args.provider, args.cache_refresh)
     sys.stderr.write(f"dcoder: serving {engine.description} as {name!r} on http://{config.host}:{config.port}\n")
     serve(engine, config, name)
+    return 0
+
+
+def serve_on_ray(args, config, name: str) -> int:
+    from dcoder.serving.ray_app import RayConfig, read_ray_config, start
+
+    settings = read_ray_config(args.ray_config) if args.ray_config else {}
+    settings.update({k: v for k in RAY_SETTINGS if (v := getattr(args, k)) is not None})
+    if args.ray_address is not None:
+        settings["address"] = args.ray_address
+    ray_config = RayConfig(**settings)
+    if args.model is None:
+        if not (BUILTIN_MODEL / "manifest.json").exists():
+            raise DcoderError("no --model given and no built-in model is installed; pass --model DIR")
+        model = str(BUILTIN_MODEL)
+    else:  # replicas load it in processes of their own: a folder here goes by its full path
+        model = str(Path(args.model).resolve()) if Path(args.model).exists() else args.model
+    start(model, args.provider, args.cache_refresh, config, name, ray_config)
+    scale = (f"{ray_config.min_replicas} to {ray_config.max_replicas}" if ray_config.min_replicas is not None
+             else str(ray_config.replicas))
+    sys.stderr.write(f"dcoder: serving {model} as {name!r} on Ray Serve, {scale} replicas "
+                     f"({ray_config.gpus_per_replica:g} GPU each), at http://{config.host}:{config.port}\n")
+    from ray import serve
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        serve.shutdown()
     return 0
 
 
@@ -596,6 +638,20 @@ def add_serve_parser(sub) -> None:
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
     p.add_argument("--policy-file", metavar="FILE", help="learned unmasking policy for requests with sampler.policy "
                    "\"learned\" (dcoder train-policy writes one for the model served)")
+    ray = p.add_argument_group("Ray Serve (dcoder serve --ray; defaults in dcoder.serving.ray_app.RayConfig)")
+    ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve: replicas of the model behind Ray's proxy")
+    ray.add_argument("--ray-config", metavar="FILE", help="TOML file with the settings below (replicas = 2, "
+                     "gpus_per_replica = 1, ...); options given here win")
+    ray.add_argument("--ray-address", metavar="ADDRESS", help="a running Ray cluster (auto, ray://head:10001); "
+                     "default: start Ray on this machine")
+    ray.add_argument("--replicas", type=int, metavar="N", help="model copies (default 1)")
+    ray.add_argument("--min-replicas", type=int, metavar="N", help="with --max-replicas: autoscale between them")
+    ray.add_argument("--max-replicas", type=int, metavar="N", help="autoscaling's upper bound")
+    ray.add_argument("--target-requests", type=float, metavar="N",
+                     help="autoscaling: ongoing requests per replica to aim for (default 2)")
+    ray.add_argument("--gpus-per-replica", type=float, metavar="G", help="GPUs each replica takes (default 0: CPU; "
+                     "0.5: two replicas per GPU)")
+    ray.add_argument("--cpus-per-replica", type=float, metavar="C", help="CPUs each replica takes (default 1)")
     add_runtime_args(p)
     p.set_defaults(func=cmd_serve)
 
@@ -655,9 +711,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--json", metavar="OUT", help="also write the figures to OUT")
     p.add_argument("--checkpoint", metavar="DIR", help="source checkpoint for the PyTorch comparison "
                    "(default: the path recorded in the manifest)")
-    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.add_argument("--provider", choices=PROVIDERS, default=RuntimeOptions.provider)
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: all usable cores)")
-    p.add_argument("--cache-refresh", type=int, default=0, metavar="K",
+    p.add_argument("--cache-refresh", type=int, default=RuntimeOptions.cache_refresh, metavar="K",
                    help="re-encode the context every K forward passes (default 0: once per run)")
     p.add_argument("--threshold", type=float, default=0.9, metavar="X", help="infill decoding threshold (default 0.9)")
     p.add_argument("--steps", type=int, metavar="N", help="decode the infill in N steps (a fixed schedule) "

@@ -1,12 +1,19 @@
-"""Configuration as frozen dataclasses: special tokens, lengths and the sampler's knobs (the model's
-shape is dcoder.engine.model_config)."""
+"""Configuration as frozen dataclasses: special tokens, and every option the front ends share
+(the sampler's knobs, span lengths, the infill request's options). The model's shape is
+dcoder.engine.model_config.
+
+Each option's default and bounds are declared once, on its field (``bounded``), and checked there;
+the command line and the language server read both from these declarations, so their defaults
+and limits cannot drift from the engine's.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from dcoder.errors import DcoderError
 
@@ -21,6 +28,29 @@ def read_json(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise DcoderError(f"{what} must hold a JSON object: {path}")
     return data
+
+
+def bounded(default: Any, low: float, high: float, flag: str | None = None) -> Any:
+    """A dataclass field whose value must lie in [low, high] (or be None, where the field allows
+    it); ``flag`` is its command-line option, when not ``--`` and the field's name."""
+    return field(default=default, metadata={"bounds": (low, high), "flag": flag})
+
+
+def bounds(cls: type, name: str) -> tuple[Any, Any]:
+    """The bounds ``bounded`` declared for field ``name`` of dataclass ``cls``."""
+    return next(f for f in fields(cls) if f.name == name).metadata["bounds"]
+
+
+def check_bounds(config: Any) -> None:
+    """Refuse the first field of ``config`` outside its declared bounds (NaN is outside any)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if "bounds" not in f.metadata or value is None:
+            continue
+        low, high = f.metadata["bounds"]
+        if not low <= value <= high:
+            flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
+            raise DcoderError(f"{flag} must be from {low:g} to {high:g}")
 
 
 @dataclass(frozen=True)
@@ -59,7 +89,7 @@ POLICIES = ("confidence", "learned", "verify")
 VERIFY_ROWS = 4  # states a verification pass checks at once: up to this many tokens revealed per pass
 POLICY_FEATURES = ("confidence", "margin", "certainty", "position", "masked", "left_known", "right_known")
 LENGTH_MODES = ("auto", "pad", "expand")
-MAX_SPAN_LIMIT = 4096  # bound of LengthConfig.max_span
+MAX_SPAN_LIMIT = 4096  # tokens a span may have, however its length is decided
 
 
 @dataclass(frozen=True)
@@ -74,18 +104,12 @@ class LengthConfig:
     """
 
     mode: str = "auto"
-    max_span: int = 256
+    max_span: int = bounded(256, 1, MAX_SPAN_LIMIT)
 
     def __post_init__(self) -> None:
         if self.mode not in LENGTH_MODES:
             raise DcoderError(f"unknown --length {self.mode!r} (choose from {', '.join(LENGTH_MODES)})")
-        if not 1 <= self.max_span <= MAX_SPAN_LIMIT:
-            raise DcoderError(f"--max-span must be in [1, {MAX_SPAN_LIMIT}]")
-
-# Seconds an infill request may run before it returns the best fill found by then (the CLI's
-# --deadline and the language server's "deadline" setting; both take these bounds).
-DEADLINE_S = 5.0
-DEADLINE_BOUNDS = (0.1, 3600.0)
+        check_bounds(self)
 
 
 @dataclass(frozen=True)
@@ -121,11 +145,12 @@ class SamplerConfig:
     at each step (at least one); otherwise ``steps`` fixes a linear schedule.
     """
 
-    steps: int = 32
-    threshold: float | None = None
+    steps: int = bounded(32, 1, 4096)
+    # in (0, 1]: 0 would reveal every token at the first step; 0.001 is the smallest that means anything
+    threshold: float | None = bounded(None, 0.001, 1.0)
     alg: str = "entropy"
     alg_temp: float = 0.0
-    temperature: float = 0.0
+    temperature: float = bounded(0.0, 0.0, 10.0)  # far past the point where every token is as likely
     top_k: int | None = None
     top_p: float | None = None
     seed: int = 0
@@ -149,21 +174,50 @@ class SamplerConfig:
     def __post_init__(self) -> None:
         if self.alg not in ALGS:
             raise DcoderError(f"unknown --alg {self.alg!r} (choose from {', '.join(ALGS)})")
-        if self.steps < 1:
-            raise DcoderError("--steps must be at least 1")
         # NaN passes every comparison and an infinite temperature never settles a token: both refused.
         if not all(math.isfinite(t) and t >= 0 for t in (self.temperature, self.alg_temp)):
             raise DcoderError("temperatures must be finite and >= 0")
+        check_bounds(self)
         if self.seed < 0:
             raise DcoderError("--seed must be at least 0")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise DcoderError("--top-p must be in (0, 1]")
         if self.top_k is not None and self.top_k < 1:
             raise DcoderError("--top-k must be at least 1")
-        if self.threshold is not None and not 0 < self.threshold <= 1:
-            raise DcoderError("--threshold must be in (0, 1]")
         if self.policy not in POLICIES:
             raise DcoderError(f"unknown --policy {self.policy!r} (choose from {', '.join(POLICIES)})")
         if self.policy == "verify" and not self.deterministic:
             raise DcoderError("--policy verify checks a greedy decode: it needs --temperature 0, --alg-temp 0 "
                               "and an --alg other than origin")
+
+
+@dataclass(frozen=True)
+class InfillOptions:
+    """One infill or refine request's options (``dcoder.infill``)."""
+
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    # mask tokens reserved per span; None: chosen from the context
+    max_tokens: int | None = bounded(None, 1, MAX_SPAN_LIMIT)
+    exact_length: int | None = None  # exactly this many tokens per span, no early end
+    max_context: int | None = None  # tokens of document the model sees; None: the model's limit
+    # more would only cost memory (the candidates are one batch), never give a better fill
+    candidates: int = bounded(1, 1, 64)
+    # The document's language (grammar name, see dcoder.syntax): fills are fitted to the file's
+    # indentation and line endings, syntax regions get budgets for their kind, and fills that
+    # break the parse are searched past (candidates) and repaired (re-mask rounds).
+    language: str | None = None
+    repair_rounds: int = bounded(2, 0, 16, flag="--repair")  # more only take time
+    # Longest fill (tokens) the last-resort constrained search tries for a span that still
+    # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
+    search_tokens: int = bounded(4, 0, 16)
+    lengths: LengthConfig = field(default_factory=LengthConfig)  # pad-ending, or spans that grow and shrink
+    # seconds the request may take; then the best fill found by then is returned (none, with an
+    # error, if the first denoising pass has not finished)
+    deadline: float = bounded(5.0, 0.1, 3600.0)
+
+    def __post_init__(self) -> None:
+        if self.max_context is not None and self.max_context < 1:
+            raise DcoderError("--max-context must be at least 1")
+        if self.exact_length is not None and self.exact_length < 1:
+            raise DcoderError("--exact-length must be at least 1")
+        check_bounds(self)

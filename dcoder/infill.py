@@ -3,60 +3,18 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
 
 from dcoder import syntax
-from dcoder.config import DEADLINE_BOUNDS, DEADLINE_S, LengthConfig, SamplerConfig
+from dcoder.config import InfillOptions
 from dcoder.engine.engine import Engine
 from dcoder.engine.sampler import GrownResult, Lengths, StepState, denoise, denoise_lengths
 from dcoder.engine.spans import Layout, Span, build_layout, default_budget, fix_length, preview_text, variant_length
 from dcoder.errors import DcoderError
 from dcoder.syntax.validity import choose
-
-# More would only cost memory (the candidates are one batch) or time, never give a better fill.
-MAX_CANDIDATES, MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS = 64, 16, 16
-
-
-@dataclass(frozen=True)
-class InfillOptions:
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
-    exact_length: int | None = None  # exactly this many tokens per span, no early end
-    max_context: int | None = None  # tokens of document the model sees; None: the model's limit
-    candidates: int = 1
-    # The document's language (grammar name, see dcoder.syntax): fills are fitted to the file's
-    # indentation and line endings, syntax regions get budgets for their kind, and fills that
-    # break the parse are searched past (candidates) and repaired (re-mask rounds).
-    language: str | None = None
-    repair_rounds: int = 2
-    # Longest fill (tokens) the last-resort constrained search tries for a span that still
-    # breaks the parse after the repair rounds; 0 turns it off (as does exact_length).
-    search_tokens: int = 4
-    lengths: LengthConfig = field(default_factory=LengthConfig)  # pad-ending, or spans that grow and shrink
-    # seconds the request may take; then the best fill found by then is returned (none, with an
-    # error, if the first denoising pass has not finished)
-    deadline: float = DEADLINE_S
-
-    def __post_init__(self) -> None:
-        if self.max_tokens is not None and self.max_tokens < 1:
-            raise DcoderError("--max-tokens must be at least 1")
-        if self.max_context is not None and self.max_context < 1:
-            raise DcoderError("--max-context must be at least 1")
-        if self.exact_length is not None and self.exact_length < 1:
-            raise DcoderError("--exact-length must be at least 1")
-        if not 1 <= self.candidates <= MAX_CANDIDATES:
-            raise DcoderError(f"--candidates must be from 1 to {MAX_CANDIDATES}")
-        if not 0 <= self.repair_rounds <= MAX_REPAIR_ROUNDS:
-            raise DcoderError(f"--repair must be from 0 to {MAX_REPAIR_ROUNDS}")
-        if not 0 <= self.search_tokens <= MAX_SEARCH_TOKENS:
-            raise DcoderError(f"--search-tokens must be from 0 to {MAX_SEARCH_TOKENS}")
-        low, high = DEADLINE_BOUNDS
-        if not low <= self.deadline <= high:
-            raise DcoderError(f"--deadline must be between {low:g} and {high:g} seconds")
-
 
 @dataclass(frozen=True)
 class Edit:

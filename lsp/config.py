@@ -1,6 +1,9 @@
 """The server's settings: a frozen dataclass, updated from initializationOptions and
 workspace/didChangeConfiguration (both take the same camelCase keys, at the top level or under
-a ``dcoder`` section)."""
+a ``dcoder`` section).
+
+A setting the engine has takes its default and bounds from dcoder.config's declaration; only
+the server's own settings (and ``candidates``' lower editor limit) are declared here."""
 
 from __future__ import annotations
 
@@ -8,10 +11,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from dcoder.config import (DEADLINE_BOUNDS, DEADLINE_S, LENGTH_MODES, MAX_SPAN_LIMIT, POLICIES, LearnedPolicy,
-                           LengthConfig, SamplerConfig)
+from dcoder.config import LENGTH_MODES, POLICIES, InfillOptions, LearnedPolicy, LengthConfig, SamplerConfig, bounds
 from dcoder.errors import DcoderError
-from dcoder.infill import MAX_SEARCH_TOKENS, InfillOptions
 
 PROVIDERS = ("auto", "cuda", "cpu")
 MAX_CANDIDATES = 8  # fewer than the engine allows: an editor waits for them
@@ -21,19 +22,19 @@ MAX_CANDIDATES = 8  # fewer than the engine allows: an editor waits for them
 class Settings:
     model: str | None = None  # checkpoint or exported model folder, or pulled hub ORG/NAME; None: built-in
     provider: str = "auto"
-    steps: int = 32
+    steps: int = SamplerConfig.steps
     inline_steps: int = 8  # ghost text must come fast: several tokens are revealed per step
-    threshold: float | None = None
-    temperature: float = 0.0
-    max_tokens: int | None = None  # mask tokens reserved per span; None: chosen from the context
-    candidates: int = 1
-    search_tokens: int = 4  # constrained search for a refine/fill that still breaks the parse; 0: off
+    threshold: float | None = SamplerConfig.threshold
+    temperature: float = SamplerConfig.temperature
+    max_tokens: int | None = InfillOptions.max_tokens  # mask tokens per span; None: chosen from the context
+    candidates: int = InfillOptions.candidates
+    search_tokens: int = InfillOptions.search_tokens  # constrained search for a refine/fill that breaks the parse
     preview: bool = True  # dcoder/preview for refine and fill
     inline_preview: bool = False  # dcoder/preview for inline completion
     min_confidence: float = 0.5  # "keep confident code": tokens above this probability stay
     length: str = LengthConfig.mode  # pad, expand or auto (see dcoder.config.LengthConfig)
     max_span: int = LengthConfig.max_span  # with expand: most tokens a span may grow to
-    deadline: float = DEADLINE_S  # seconds a request may take before the best fill so far is used
+    deadline: float = InfillOptions.deadline  # seconds a request may take before the best fill so far is used
     server: str | None = None  # a dcoder server's URL (dcoder serve): it runs the model instead, nothing is loaded here
     server_token: str | None = None  # its bearer token; None: $DCODER_TOKEN
     policy: str = SamplerConfig.policy  # which tokens a step reveals (see dcoder.config.POLICIES)
@@ -137,23 +138,23 @@ def _text(what: str, prefixes: tuple[str, ...] = ("",)):
     return check
 
 
-# Each setting's check, with its bounds, declared once (the defaults are the dataclass's).
+# Each setting's check, with its bounds: the engine's declaration where it has the setting.
 CHECKS = {
     "model": _text("a folder path or hub name ORG/NAME"),
     "provider": _choice(PROVIDERS),
-    "steps": _number(int, 1, 4096),
-    "inline_steps": _number(int, 1, 4096),
-    "threshold": _number(float, 0.001, 1.0, optional=True),  # (0, 1]: 0 would reveal every token at once
-    "temperature": _number(float, 0.0, 10.0),
-    "max_tokens": _number(int, 1, 4096, optional=True),
-    "candidates": _number(int, 1, MAX_CANDIDATES),
-    "search_tokens": _number(int, 0, MAX_SEARCH_TOKENS),
+    "steps": _number(int, *bounds(SamplerConfig, "steps")),
+    "inline_steps": _number(int, *bounds(SamplerConfig, "steps")),
+    "threshold": _number(float, *bounds(SamplerConfig, "threshold"), optional=True),
+    "temperature": _number(float, *bounds(SamplerConfig, "temperature")),
+    "max_tokens": _number(int, *bounds(InfillOptions, "max_tokens"), optional=True),
+    "candidates": _number(int, bounds(InfillOptions, "candidates")[0], MAX_CANDIDATES),
+    "search_tokens": _number(int, *bounds(InfillOptions, "search_tokens")),
     "preview": _flag,
     "inline_preview": _flag,
     "min_confidence": _number(float, 0.001, 1.0),
     "length": _choice(LENGTH_MODES),
-    "max_span": _number(int, 1, MAX_SPAN_LIMIT),
-    "deadline": _number(float, *DEADLINE_BOUNDS),
+    "max_span": _number(int, *bounds(LengthConfig, "max_span")),
+    "deadline": _number(float, *bounds(InfillOptions, "deadline")),
     "server": _text("an http:// or https:// URL", ("http://", "https://")),
     "server_token": _text("a string"),
     "policy": _choice(POLICIES),

@@ -37,7 +37,7 @@ class RemoteEngine:
         s = options.sampler
         body.update(language=options.language, max_tokens=options.max_tokens, exact_length=options.exact_length,
                     candidates=options.candidates, repair=options.repair_rounds, search_tokens=options.search_tokens,
-                    length=options.lengths.mode, max_span=options.lengths.max_span, stream=True,
+                    length=options.lengths.mode, max_span=options.lengths.max_span, deadline=options.deadline, stream=True,
                     sampler={"steps": s.steps, "threshold": s.threshold, "alg": s.alg, "alg_temp": s.alg_temp,
                              "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed,
                              "policy": s.policy})
@@ -80,4 +80,4 @@ def _message(exc: urllib.error.HTTPError) -> str:
 def _result(r: dict) -> InfillResult:
     edits = tuple(Edit(e["start_offset"], e["end_offset"], e["text"]) for e in r["edits"])
     return InfillResult(r["text"], edits, r["forward_passes"], r["steps"], False, r["score"], r["generated_tokens"],
-                        r["parses"], r["repairs"], r["searched"])
+                        r["parses"], r["repairs"], r["searched"], r["timed_out"])

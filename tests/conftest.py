@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import pytest_lsp
+from lsp_support import FAST, SERVER, capabilities, record
+from lsprotocol import types as t
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from dcoder.engine.model_config import ModelConfig
 from dcoder.evaluation.synthetic import SPECIAL_TOKENS, VARIABLE_LENGTH_TOKENS, train_tokenizer, write_random_checkpoint
@@ -131,3 +135,51 @@ def exported(tmp_path_factory, dream_files, llada_files, dreamon_files):
         return made[name, dtype]
 
     return get
+
+
+@pytest.fixture(scope="module")
+def engine(dream_ckpt):
+    """The tiny Dream checkpoint, loaded once per test module."""
+    from dcoder.engine.load import load_engine
+
+    return load_engine(dream_ckpt)
+
+
+# ---- language servers (tests/lsp_support.py has the client side) ----------------------------
+
+@pytest.fixture(scope="module")
+def model(exported):
+    return str(exported("dream", "fp32"))
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), scope="module")
+async def client(lsp_client: LanguageClient, model):
+    record(lsp_client)
+    lsp_client.init_result = await lsp_client.initialize_session(t.InitializeParams(
+        capabilities=capabilities(), initialization_options={"model": model, "provider": "cpu", **FAST}))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), scope="module", params=["utf-8", "utf-32"])
+async def other_client(lsp_client: LanguageClient, request, model):
+    """A client that prefers another position encoding; settings nested under "dcoder"."""
+    record(lsp_client)
+    lsp_client.encoding = request.param
+    lsp_client.init_result = await lsp_client.initialize_session(t.InitializeParams(
+        capabilities=capabilities([request.param, "utf-16"]),
+        initialization_options={"dcoder": {"model": model, "steps": 8}}))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), scope="module")
+async def broken_client(lsp_client: LanguageClient, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("broken")
+    (folder / "manifest.json").write_text("{not json", encoding="utf-8")
+    record(lsp_client)
+    lsp_client.broken = str(folder)
+    await lsp_client.initialize_session(t.InitializeParams(
+        capabilities=capabilities(), initialization_options={"model": str(folder), "steps": "many", "colour": 1}))
+    yield
+    await lsp_client.shutdown_session()

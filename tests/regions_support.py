@@ -1,6 +1,47 @@
 """Helpers shared by the syntax-region tests: positions by marker text, region text by name."""
 
+import textwrap
+
 from dcoder import syntax
+
+CODE = textwrap.dedent('''\
+    import os
+    from typing import (Any,
+        Dict)
+
+
+    def outer(x):
+        def inner(y: int = 2, *rest, **kw):
+            return [v * y for v in rest if v > 0]
+        return inner
+
+
+    @cache
+    @wraps(f)
+    async def fetch(url, /, *, timeout=None):
+        """Fetch {url}."""
+        async with session.get(url) as r:
+            data = await r.json()
+        key = lambda d, k=1: d[k]
+        total += len(data)
+        assert data, "empty"
+        msg = f"{data['x']} of {{total}}"
+        match data:
+            case {"kind": kind}:
+                pass
+        while total > 10:
+            total -= 1
+        return key(data) if data else call()
+
+
+    class Box(Base):
+        """A box."""
+
+        def größe(self, ä):
+            return ä * 2
+''')
+
+FAR = "".join(f"def g{i}(x):\n    return x + {i}\n\n\n" for i in range(6000))  # 210 kB of valid code
 
 
 def at(text: str, marker: str, offset: int = 0) -> int:

@@ -265,6 +265,6 @@ def test_refine_needs_a_selection(capsys, onnx_model, sample_file):
 def test_deadline_is_checked_and_reported(dream_ckpt, sample_file):
     for bad in ("0", "nan", "1e9", "-3"):
         one_line_error(dcoder("infill", sample_file, "--at", "3:1", "--model", dream_ckpt, "--deadline", bad),
-                       "--deadline must be between 0.1 and 3600 seconds")
+                       "--deadline must be from 0.1 to 3600")
     ok = dcoder("infill", sample_file, "--at", "3:1", "--model", dream_ckpt, "--deadline", "600", "--json")
     assert ok.returncode == 0 and json.loads(ok.stdout)["edits"]

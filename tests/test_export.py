@@ -13,9 +13,10 @@ torch = pytest.importorskip("torch")
 from dcoder import __version__  # noqa: E402
 from dcoder.cli import main  # noqa: E402
 from dcoder.engine.checkpoint import open_checkpoint  # noqa: E402
-from dcoder.engine.export import SafetensorsFile, export  # noqa: E402
+from dcoder.engine.export import export  # noqa: E402
 from dcoder.engine.manifest import WEIGHTS_NAME, external_tensors  # noqa: E402
 from dcoder.engine.torch_backend import load_model  # noqa: E402
+from dcoder.engine.weights_file import SafetensorsFile  # noqa: E402
 from dcoder.errors import DcoderError  # noqa: E402
 
 CKPTS = ("dream", "llada")

@@ -16,7 +16,7 @@ pytest.importorskip("torch")  # the family layouts are written with it
 from conftest import SAMPLE  # noqa: E402
 from lsprotocol import types as t  # noqa: E402
 from pytest_lsp import ClientServerConfig  # noqa: E402
-from test_lsp import SERVER, actions_at, capabilities, edits_of, inline, open_doc, record, resolve, wait_for  # noqa: E402
+from lsp_support import SERVER, actions_at, capabilities, edits_of, inline, open_doc, record, resolve, wait_for  # noqa: E402
 from test_pull import dcoder, env, hub  # noqa: E402,F401  (fixtures)
 
 # family -> its released repository (the name is only a hub name here)

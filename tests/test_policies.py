@@ -171,8 +171,8 @@ def refused(code, err, needle):
 
 @pytest.mark.parametrize("args, needle", [
     (["--policy", "nope"], "unknown --policy 'nope'"),
-    (["--threshold", "0"], "--threshold must be in (0, 1]"),
-    (["--threshold", "1.5"], "--threshold must be in (0, 1]"),
+    (["--threshold", "0"], "--threshold must be from 0.001 to 1"),
+    (["--threshold", "1.5"], "--threshold must be from 0.001 to 1"),
     (["--policy", "learned"], "needs --policy-file"),
     (["--policy", "verify", "--temperature", "0.5"], "--policy verify"),
 ])

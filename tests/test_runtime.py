@@ -339,7 +339,7 @@ def test_bench_decodes_on_a_fixed_schedule_when_given_steps(exported, tmp_path):
     assert figures["tokens_per_forward"] == 4.0
     proc = subprocess.run([sys.executable, "-m", "dcoder.cli", "bench", "--model", str(exported("dream")), "--steps", "0"],
                           capture_output=True, text=True)
-    assert proc.returncode != 0 and proc.stderr.strip() == "dcoder: error: --steps must be at least 1"
+    assert proc.returncode != 0 and proc.stderr.strip() == "dcoder: error: --steps must be from 1 to 4096"
 
 
 def test_full_pass_gflop_counts_every_matrix_product(monkeypatch):

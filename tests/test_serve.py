@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import threading
 import time
 
@@ -14,36 +13,14 @@ pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from dcoder.engine.load import load_engine  # noqa: E402
-from dcoder.errors import DcoderError  # noqa: E402
-from dcoder.serving.server import ServeConfig, create_app  # noqa: E402
+from serve_support import Running, free_port
+
+from dcoder.engine.load import load_engine
+from dcoder.errors import DcoderError
+from dcoder.serving.server import ServeConfig
 
 TOKEN = "test-token-0123456789"
 TEXT = "def add(a, b):\n    return a + b\n\n\ndef mul(a, b):\n    return a * b\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Running:
-    def __init__(self, engine, config: ServeConfig):
-        self.url = f"http://127.0.0.1:{config.port}"
-        app = create_app(engine, config, "tiny")
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        for _ in range(200):  # bounded: 10 s
-            if self.server.started:
-                return
-            time.sleep(0.05)
-        raise RuntimeError("the server did not start")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -217,10 +194,22 @@ def test_time_limit_stops_the_run(engine):
         running.stop()
 
 
+LONG = {"max_tokens": 256, "exact_length": 256, "sampler": {"steps": 256}, "candidates": 8}  # seconds of work
+
+
+def test_the_request_deadline_applies(client):
+    # past it the best fill so far comes back; with no fill yet (the first denoising unfinished), a 504
+    started = time.monotonic()
+    body = assert_error(client.post("/v1/infill", json=fill_request(**LONG, deadline=0.3)), 504)
+    assert "deadline of 0.3 s" in body["error"]["message"] and time.monotonic() - started < 5
+    assert not client.post("/v1/infill", json=fill_request()).json()["timed_out"]
+    assert_error(client.post("/v1/infill", json=fill_request(deadline=0.01)), 400)
+
+
 def test_client_that_leaves_cancels_its_run(engine):
     running = Running(engine, ServeConfig(port=free_port(), timeout_s=30))
     try:
-        long = fill_request(max_tokens=256, exact_length=256, sampler={"steps": 256}, candidates=8)
+        long = fill_request(**LONG)
         with pytest.raises(httpx.TimeoutException):
             httpx.post(running.url + "/v1/infill", json=long, timeout=0.5)
         inference = running.server.config.app.state.inference
@@ -296,6 +285,10 @@ def test_language_server_sends_its_runs_to_the_server(engine, server):
         operations.complete(engine, doc, a, settings, lambda step: False, never)
     stopped = operations.refine(remote, doc, a, a + 5, settings, False, lambda step: True, never)
     assert stopped.cancelled and stopped.edits == ()
+    # the language server's deadline goes with each run: the server stops there and says so
+    hurried, _ = Settings(steps=256, max_tokens=256, candidates=8, deadline=0.3).updated({"server": server.url})
+    with pytest.raises(DcoderError, match="deadline of 0.3 s"):
+        operations.fill(RemoteEngine(server.url, TOKEN), doc, [(a, a + 5)], hurried, lambda step: False, never)
     with pytest.raises(DcoderError, match="bearer token"):
         operations.fill(RemoteEngine(server.url), doc, [(a, a + 5)], settings, lambda step: False, never)
     _, problems = Settings().updated({"server": "file:///etc/passwd"})

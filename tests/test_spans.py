@@ -2,11 +2,13 @@
 
 import numpy as np
 import pytest
+from regions_support import at
 
+from dcoder import syntax
 from dcoder.config import SamplerConfig
 from dcoder.engine.checkpoint import open_checkpoint
 from dcoder.engine.engine import Engine
-from dcoder.engine.spans import Span, build_layout, default_budget, find_holes, preview_text, span_text
+from dcoder.engine.spans import Span, bucket, build_layout, default_budget, find_holes, preview_text, span_text
 from dcoder.errors import DcoderError
 from dcoder.infill import InfillOptions, apply_edits, infill, refine
 
@@ -152,3 +154,14 @@ def test_apply_edits_in_any_order():
     from dcoder.infill import Edit
 
     assert apply_edits("0123456789", [Edit(7, 8, "X"), Edit(1, 3, "")]) == "03456X89"
+
+
+def test_region_kind_sets_the_budget(engine):
+    text = "def f():\n    return 1\n"
+    r = syntax.region(text, at(text, "1"), "function.inner")
+    body = default_budget(text, r.start, r.end, engine.tokenizer, "function.inner")
+    plain = default_budget(text, r.start, r.end, engine.tokenizer)
+    assert body == 128 and plain < body
+    big = "x = 1\n    " * 80
+    assert default_budget(big, 0, len(big), engine.tokenizer, "function.inner") == bucket(
+        int(len(engine.tokenizer.encode(big)) * 1.5) + 8)

@@ -60,7 +60,7 @@ def test_sweep_writes_a_row_per_setting_and_the_png(tmp_path, tasks, exported, c
 
 @pytest.mark.parametrize("args, needle", [
     (["--sweep", "policy=nope"], "unknown policy"),
-    (["--sweep", "threshold=0"], "--threshold must be in (0, 1]"),
+    (["--sweep", "threshold=0"], "--threshold must be from 0.001 to 1"),
     (["--sweep", "policy=learned"], "needs --policy-file"),
     (["--sweep", "steps=2", "--canonical"], "--sweep runs a model"),
     (["--png", "x.png"], "--png draws a --sweep"),

@@ -435,6 +435,11 @@ def test_learning_curve_benchmark_is_logged(corpus_dir, tmp_path):
     assert [e["step"] for e in benches] == [2, 4]
     assert set(benches[0]["bench_exact"]) == {"single-line", "node"}  # bench_limit 1 of each kind
     assert all(0 <= v <= 1 for e in benches for v in e["bench_parse"].values())
+    # next-token steps teach no denoising: the benchmark waits for the diffusion phase
+    config = tiny(corpus_dir, bench=str(tasks), bench_every=2, bench_limit=1, shift_logits=True, ar_steps=2)
+    train(config, tmp_path / "ar", io.StringIO())
+    log = [json.loads(line) for line in (tmp_path / "ar" / "log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log if "bench_exact" in e] == [4]
 
 
 def test_curve_table_and_plot_from_run_logs(straight_run, tmp_path, capsys):

@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import json
 import os
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from dcoder.config import ALGS, LENGTH_MODES, MAX_SPAN_LIMIT, POLICIES, LearnedPolicy, LengthConfig, SamplerConfig
+from dcoder.config import (ALGS, LENGTH_MODES, POLICIES, InfillOptions, LearnedPolicy, LengthConfig, SamplerConfig,
+                           bounds)
 from dcoder.engine.engine import Engine
 from dcoder.engine.spans import find_holes
 from dcoder.errors import DcoderError
-from dcoder.infill import MAX_REPAIR_ROUNDS, MAX_SEARCH_TOKENS, InfillOptions, infill, refine
+from dcoder.infill import DeadlinePassed, infill, refine
 from dcoder.positions import line_starts, position_of
 from dcoder.serving.batching import InferenceQueue, Job, QueueFull
 
@@ -39,6 +42,7 @@ except ImportError:
 
 # per request: the work one request may ask for (the engine's own bounds are for one user's runs)
 MAX_STEPS, MAX_SPAN_TOKENS, MAX_RANGES, MAX_BATCH = 512, 512, 16, 8
+REPLAY_KEYS, MAX_KEY_CHARS = 1024, 255  # Idempotency-Keys remembered, and the longest taken
 
 
 @dataclass(frozen=True)
@@ -100,16 +104,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _declared(cls: type, name: str, high: float | None = None) -> Any:
+    """A request field with the default and bounds dcoder.config declares (``high``: a lower cap)."""
+    low, top = bounds(cls, name)
+    return Field(getattr(cls, name), ge=low, le=top if high is None else high)
+
+
 class Sampler(Strict):
-    steps: int = Field(SamplerConfig.steps, ge=1, le=MAX_STEPS)
-    threshold: float | None = Field(None, gt=0, le=1)
+    steps: int = _declared(SamplerConfig, "steps", MAX_STEPS)
+    threshold: float | None = _declared(SamplerConfig, "threshold")
     alg: Literal[ALGS] = SamplerConfig.alg  # type: ignore[valid-type]
     policy: Literal[POLICIES] = SamplerConfig.policy  # type: ignore[valid-type]
-    alg_temp: float = Field(0.0, ge=0, le=100)
-    temperature: float = Field(0.0, ge=0, le=100)
+    alg_temp: float = Field(SamplerConfig.alg_temp, ge=0, le=100)
+    temperature: float = _declared(SamplerConfig, "temperature")
     top_k: int | None = Field(None, ge=1)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int = Field(0, ge=0, le=2**63 - 1)
+    seed: int = Field(SamplerConfig.seed, ge=0, le=2**63 - 1)
 
 
 class InfillRequest(Strict):
@@ -123,13 +133,16 @@ class InfillRequest(Strict):
     refine: bool = False  # regenerate the one range in place
     min_confidence: float | None = Field(None, gt=0, le=1)  # with refine: keep tokens above it
     sampler: Sampler = Field(default_factory=Sampler)
-    max_tokens: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
+    max_tokens: int | None = _declared(InfillOptions, "max_tokens", MAX_SPAN_TOKENS)
     exact_length: int | None = Field(None, ge=1, le=MAX_SPAN_TOKENS)
-    candidates: int = Field(1, ge=1, le=MAX_BATCH)
+    candidates: int = _declared(InfillOptions, "candidates", MAX_BATCH)
     length: Literal[LENGTH_MODES] = LengthConfig.mode  # type: ignore[valid-type]
-    max_span: int = Field(LengthConfig.max_span, ge=1, le=MAX_SPAN_LIMIT)
-    repair: int = Field(2, ge=0, le=MAX_REPAIR_ROUNDS)
-    search_tokens: int = Field(4, ge=0, le=MAX_SEARCH_TOKENS)
+    max_span: int = _declared(LengthConfig, "max_span")
+    repair: int = _declared(InfillOptions, "repair_rounds")
+    search_tokens: int = _declared(InfillOptions, "search_tokens")
+    # seconds the run may take before the best fill so far is returned (the CLI's --deadline);
+    # the server's --timeout still ends any request
+    deadline: float = _declared(InfillOptions, "deadline")
     stream: bool = False
 
 
@@ -198,7 +211,7 @@ def infill_work(body: InfillRequest, max_chars: int, learned: LearnedPolicy | No
                                   policy=s.policy, learned=learned),
             max_tokens=body.max_tokens, exact_length=body.exact_length, candidates=body.candidates,
             language=body.language, repair_rounds=body.repair, search_tokens=body.search_tokens,
-            lengths=LengthConfig(body.length, body.max_span))
+            lengths=LengthConfig(body.length, body.max_span), deadline=body.deadline)
     except DcoderError as exc:
         raise ApiError(400, str(exc)) from None
     if body.region is not None:
@@ -233,7 +246,7 @@ def infill_json(text: str, result, model: str) -> dict:
               "end": position_of(starts, e.end), "text": e.text} for e in result.edits]
     return {"model": model, "text": result.text, "edits": edits, "forward_passes": result.forward_passes,
             "steps": result.steps, "generated_tokens": result.generated_tokens, "score": result.score, "parses": result.parses,
-            "repairs": result.repairs, "searched": result.searched}
+            "repairs": result.repairs, "searched": result.searched, "timed_out": result.timed_out}
 
 
 def completion_work(body: CompletionRequest, max_chars: int):
@@ -254,6 +267,49 @@ def cut_at_stop(fill: str, stops: list[str]) -> tuple[str, str]:
     return (fill[:min(cuts)], "stop") if cuts else (fill, "length")
 
 
+# ---- retried requests ---------------------------------------------------------------------------
+
+@dataclass
+class Attempt:
+    fingerprint: str  # the endpoint and body the key first came with
+    job: Job
+    waiting: int = 0  # requests with this key waiting for the job
+
+
+class Replays:
+    """Runs by Idempotency-Key: a retried request (same key, same body) waits for the first
+    attempt's run, or takes its result, instead of running again; the first attempt leaving (a
+    client that timed out and retries) does not cancel a run another attempt waits for. Only
+    runs that succeeded are kept, the latest ``size`` keys. Lives on the event loop (no locks)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.attempts: OrderedDict[str, Attempt] = OrderedDict()
+        self.replayed = 0  # requests answered by an earlier attempt's run
+
+    def join(self, key: str, fingerprint: str, start) -> Attempt:
+        attempt = self.attempts.get(key)
+        if attempt is not None and attempt.fingerprint != fingerprint:
+            raise ApiError(422, "this Idempotency-Key came with another request", code="idempotency_key_reused")
+        if attempt is None:
+            attempt = self.attempts[key] = Attempt(fingerprint, start())
+            while len(self.attempts) > self.size:
+                self.attempts.popitem(last=False)
+        else:
+            self.replayed += 1
+        attempt.waiting += 1
+        return attempt
+
+    def leave(self, key: str, attempt: Attempt) -> None:
+        attempt.waiting -= 1
+        job = attempt.job
+        failed = job.timed_out or (job.future.done() and (job.future.cancelled() or job.future.exception() is not None))
+        if failed or (attempt.waiting == 0 and not job.future.done()):
+            job.cancel()  # nobody waits for it any more, or a retry must run it again
+            if self.attempts.get(key) is attempt:
+                del self.attempts[key]
+
+
 # ---- metrics ----------------------------------------------------------------------------------
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -272,7 +328,7 @@ class Metrics:
         h[-1] += seconds
         self.status[endpoint, status] = self.status.get((endpoint, status), 0) + 1
 
-    def render(self, inference: InferenceQueue) -> str:
+    def render(self, inference: InferenceQueue, replays: Replays) -> str:
         s = inference.stats
         out = ["# TYPE dcoder_request_seconds histogram"]
         for endpoint, h in sorted(self.latency.items()):
@@ -293,6 +349,8 @@ class Metrics:
             "# TYPE dcoder_generated_tokens_total counter", f"dcoder_generated_tokens_total {s.generated_tokens}",
             "# TYPE dcoder_busy_seconds_total counter", f"dcoder_busy_seconds_total {s.busy_seconds}",
             "# TYPE dcoder_tokens_per_second gauge", f"dcoder_tokens_per_second {s.last_tokens_per_second}",
+            "# HELP dcoder_replayed_total requests answered by the run of an earlier attempt with their Idempotency-Key",
+            "# TYPE dcoder_replayed_total counter", f"dcoder_replayed_total {replays.replayed}",
         ]
         return "\n".join(out) + "\n"
 
@@ -372,7 +430,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
 
     app = FastAPI(title="dcoder", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     metrics = Metrics()
-    app.state.inference = inference
+    replays = Replays(REPLAY_KEYS)
+    app.state.inference, app.state.replays = inference, replays
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
@@ -404,8 +463,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
             raise ApiError(503, "the server is busy: every queue place is taken, retry later",
                            "server_busy", "queue_full") from None
 
-    async def outcome(job: Job, request: Request):
-        """The job's result; cancels it when the client goes away."""
+    async def outcome(job: Job, request: Request, release=None):
+        """The job's result; cancels it (or calls ``release``) when the client goes away or it ends."""
         future = asyncio.wrap_future(job.future)
         try:
             while True:
@@ -419,13 +478,26 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                 raise ApiError(504, f"the run passed the server's time limit ({config.timeout_s:g} s)", "timeout")
             try:
                 result = future.result()
+            except DeadlinePassed as exc:  # the request's own deadline, before any fill existed
+                raise ApiError(504, str(exc), "timeout") from None
             except DcoderError as exc:
                 raise ApiError(400, str(exc)) from None
         finally:
-            job.cancel()
+            (release or job.cancel)()
         if job.timed_out:  # stopped mid-run: what it has is not a fill
             raise ApiError(504, f"the run passed the server's time limit ({config.timeout_s:g} s)", "timeout")
         return result
+
+    async def run_once(work, body: BaseModel, request: Request):
+        """The result of ``work``, run once per Idempotency-Key (see Replays); without a key, once per request."""
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return await outcome(queue_job(work), request)
+        if not 1 <= len(key) <= MAX_KEY_CHARS:
+            raise ApiError(400, f"Idempotency-Key takes 1 to {MAX_KEY_CHARS} characters")
+        fingerprint = hashlib.sha256(f"{request.url.path} {body.model_dump_json()}".encode()).hexdigest()
+        attempt = replays.join(key, fingerprint, lambda: queue_job(work))
+        return await outcome(attempt.job, request, lambda: replays.leave(key, attempt))
 
     def stream(job: Job, steps: asyncio.Queue, final):
         """Server-sent events: each step's frame, then the final result; cancels the job when the client goes."""
@@ -445,7 +517,8 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                 try:
                     result = future.result()
                 except DcoderError as exc:
-                    yield sse({"error": {"message": str(exc), "type": "invalid_request_error"}})
+                    kind = "timeout" if isinstance(exc, DeadlinePassed) else "invalid_request_error"
+                    yield sse({"error": {"message": str(exc), "type": kind}})
                     return
                 for frame in final(result):
                     yield sse(frame)
@@ -470,7 +543,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics_text():
-        return PlainTextResponse(metrics.render(inference), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(metrics.render(inference, replays), media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models")
     async def models():
@@ -481,7 +554,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
         check_model(body.model)
         work = infill_work(body, config.max_document_chars, learned)
         if not body.stream:
-            result = await outcome(queue_job(work), request)
+            result = await run_once(work, body, request)
             return infill_json(body.text, result, model_id)
         steps: asyncio.Queue = asyncio.Queue()
         job = queue_job(work, step_feed(steps))
@@ -506,7 +579,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
                 yield "[DONE]"
 
             return stream(job, asyncio.Queue(), final)
-        result = await outcome(queue_job(work), request)
+        result = await run_once(work, body, request)
         text, reason = choice(result)
         return {"id": ident, "object": "text_completion", "created": created, "model": model_id,
                 "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": reason}],

@@ -1,7 +1,7 @@
 """Syntax: languages and their parsers, parsed documents and their regions, fills that parse.
 
-The names most callers need are here; ``validity``, ``search`` and ``indent`` are imported by
-module (they stand above the engine).
+The names most callers need are here; ``validity``, ``candidates``, ``search`` and ``indent`` are
+imported by module (they stand above the engine).
 """
 
 from dcoder.syntax.document import (

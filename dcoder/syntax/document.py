@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcoder.syntax.languages import Grammar, grammar
+from dcoder.syntax.languages import Grammar, grammar, helper, kind_predicate
 
 
 @dataclass(frozen=True)
@@ -275,9 +275,11 @@ class Document:
         if window is not None:
             cursor.set_byte_range(*window)
         seen: dict[tuple[str, int, int], Region] = {}
-        for pattern, captures in cursor.matches(self.tree.root_node):
+        for pattern, captures in cursor.matches(self.tree.root_node, predicate=kind_predicate):
             inside = self.grammar.inside.get(pattern, frozenset())
             for name, nodes in captures.items():
+                if helper(name):
+                    continue
                 first, last = nodes[0], nodes[-1]
                 if name in inside and first.child_count >= 2:
                     start, end = first.children[0].end_byte, last.children[-1].start_byte

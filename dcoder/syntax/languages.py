@@ -69,6 +69,28 @@ CAPTURES = frozenset({
     "decorator", "parameters", "parameter", "lambda", "call.outer", "call.inner", "condition",
     "return.value", "assignment.rhs", "string", "docstring", "comprehension", "import",
 })
+
+
+def helper(capture: str) -> bool:
+    """``@_name`` captures only feed a pattern's predicates (``#not-match? @_name ...``): no region."""
+    return capture.startswith("_")
+
+
+# Predicates tree-sitter checks itself, and the one dcoder adds (``kind_predicate``).
+PREDICATES = frozenset({"eq?", "not-eq?", "any-eq?", "any-not-eq?", "match?", "not-match?", "any-match?",
+                        "any-not-match?", "any-of?", "not-any-of?", "set!", "is?", "is-not?", "not-kind-eq?"})
+_PREDICATE = re.compile(r"\(#([\w-]+[?!])")
+
+
+def kind_predicate(name: str, args, pattern: int, captures) -> bool:
+    """``(#not-kind-eq? @capture type ...)``, as nvim-treesitter's: the captured node is none of
+    the types. The types are plain words, so a file another grammar inherits may name that
+    grammar's node types (C leaves C++'s lambdas to cpp/regions.scm)."""
+    (capture, _), *types = args
+    kinds = {word for word, _ in types}
+    return all(node.type not in kinds for node in captures.get(capture, ()))
+
+
 # Grammars that extend another one's node types and share its query file.
 SHARED_QUERIES = {"tsx": "typescript"}
 
@@ -79,6 +101,43 @@ def grammar_dir(language: str) -> Path | None:
         if (root / language / QUERY_FILE).is_file():
             return root / language
     return None
+
+
+_INHERITS = re.compile(r";+\s*inherits\s*:(.*)")
+
+
+def query_files(language: str) -> dict[Path, str]:
+    """The text of ``language``'s regions.scm and of the files it inherits (``; inherits: a,b`` on
+    its first line), inherited ones first: depth first, in the order listed, each file once.
+    Empty when the language has no query file."""
+    folder = grammar_dir(language)
+    files: dict[Path, str] = {}
+    if folder is not None:
+        _gather(folder / QUERY_FILE, (), files)
+    return files
+
+
+def _gather(path: Path, chain: tuple[Path, ...], files: dict[Path, str]) -> None:
+    if path in chain:
+        cycle = " -> ".join(p.parent.name for p in (*chain[chain.index(path):], path))
+        raise DcoderError(f"{chain[-1]}: inherits in a cycle ({cycle})")
+    if path in files:
+        return
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines() or [""]
+    for number, line in enumerate(lines[1:], 2):
+        if _INHERITS.match(line.strip()):
+            raise DcoderError(f"{path}:{number}: '; inherits:' must be the file's first line")
+    found = _INHERITS.match(lines[0].strip())
+    parents = [name.strip() for name in found.group(1).split(",")] if found else []
+    if not all(parents):
+        raise DcoderError(f"{path}:1: '; inherits:' wants language names separated by commas")
+    for parent in parents:
+        folder = grammar_dir(parent)
+        if folder is None:
+            raise DcoderError(f"{path}: inherits {parent!r}, which has no grammars/{parent}/{QUERY_FILE}")
+        _gather(folder / QUERY_FILE, (*chain, path), files)
+    files[path] = text
 
 
 def _ts_language(name: str):
@@ -105,17 +164,22 @@ def grammar(language: str | None) -> Grammar | None:
     ts_language = _ts_language(language)
     if ts_language is None:
         return None
-    folder = grammar_dir(language)
-    if folder is None:
+    files = query_files(language)
+    if not files:
         return Grammar(language, ts_language, None, {})
     from tree_sitter import Query, QueryError
 
-    path = folder / QUERY_FILE
+    path = next(reversed(files))
     try:
-        query = Query(ts_language, path.read_text(encoding="utf-8"))
+        query = Query(ts_language, "\n".join(files.values()))
     except QueryError as exc:
-        raise DcoderError(f"{path}: {exc}") from None
-    unknown = sorted({query.capture_name(i) for i in range(query.capture_count)} - CAPTURES)
+        raise DcoderError(_query_error(ts_language, files, exc)) from None
+    for part, text in files.items():
+        unknown = sorted(set(_PREDICATE.findall(_code(text))) - PREDICATES)
+        if unknown:
+            raise DcoderError(f"{part}: unknown predicate(s) {', '.join('#' + u for u in unknown)} (see grammars/README.md)")
+    names = {query.capture_name(i) for i in range(query.capture_count)}
+    unknown = sorted({n for n in names if not helper(n)} - CAPTURES)
     if unknown:
         raise DcoderError(f"{path}: unknown capture name(s) {', '.join(unknown)} (see grammars/README.md)")
     inside = {}
@@ -124,6 +188,25 @@ def grammar(language: str | None) -> Grammar | None:
         if names:
             inside[i] = frozenset(names)
     return Grammar(language, ts_language, query, inside)
+
+
+def _code(text: str) -> str:
+    """A query file without its comments and strings."""
+    return re.sub(r'"(?:[^"\\]|\\.)*"|;[^\n]*', "", text)
+
+
+def _query_error(ts_language, files: dict[Path, str], exc: Exception) -> str:
+    """One line naming the file whose patterns do not compile: the rows in ``exc`` count the
+    lines of all the files together, so each is compiled alone to find it."""
+    from tree_sitter import Query, QueryError
+
+    path = next(reversed(files))
+    for part, text in files.items():
+        try:
+            Query(ts_language, text)
+        except QueryError as alone:
+            return f"{path}: {alone}" if part == path else f"{path}: inherited {part}: {alone}"
+    return f"{path}: {exc}"
 
 
 def note(language: str | None) -> str | None:
@@ -140,9 +223,9 @@ def note(language: str | None) -> str | None:
 
 
 def region_names(language: str | None) -> list[str]:
-    """The capture names the language's query file defines, in file order."""
+    """The region names the language's query files define, in file order (inherited files first)."""
     g = grammar(language)
     if g is None or g.query is None:
         return []
     q = g.query
-    return list(dict.fromkeys(q.capture_name(i) for i in range(q.capture_count)))
+    return list(dict.fromkeys(n for n in map(q.capture_name, range(q.capture_count)) if not helper(n)))

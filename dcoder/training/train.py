@@ -603,10 +603,10 @@ def bench(model, tokenizer: Tokenizer, tokens: SpecialTokens, config: TrainConfi
 
     engine = Engine(tokenizer, tokens, TorchBackend(model, config.shift_logits, device), config.shift_logits,
                     config.seq_len, tokenizer.vocab_size, "training")
-    from dcoder.config import DEADLINE_BOUNDS
+    from dcoder.config import bounds
 
     # the curve measures the model, not the machine's load: no editor deadline
-    fill = ModelFiller(engine, InfillOptions(deadline=DEADLINE_BOUNDS[1]))
+    fill = ModelFiller(engine, InfillOptions(deadline=bounds(InfillOptions, "deadline")[1]))
     exact: dict[str, list[bool]] = {}
     parsed: dict[str, list[bool]] = {}
     model.eval()
@@ -743,7 +743,9 @@ def train(config: TrainConfig, out: str | Path, stream=None, resume_from: str | 
                 progress.note(f"step {state.step}: val loss {result['val_loss']:.4f} val ce {result['val_ce']:.4f}")
                 log.write(json.dumps({"step": state.step, "tokens_seen": state.tokens_seen, **result}) + "\n")
                 log.flush()
-            if tasks and (state.step % config.bench_every == 0 or state.step == config.max_steps):
+            # next-token steps do not teach denoising yet: a fill benchmark then measures nothing
+            denoising = state.step > config.ar_steps
+            if tasks and denoising and (state.step % config.bench_every == 0 or state.step == config.max_steps):
                 started = time.perf_counter()
                 result = bench(model, tokenizer, tokens, config, tasks, device)
                 metrics = {**metrics, **result}

@@ -1,4 +1,5 @@
-; Regions of C code that dcoder can select, expand to and fill.
+; Regions of C code that dcoder can select, expand to and fill. C++ inherits this file
+; (cpp/regions.scm): its patterns name only what both grammars have.
 ; Capture names are the stable vocabulary described in grammars/README.md.
 ; (#set! inside CAPTURE): that capture's region excludes its node's first and last child
 ; (braces, parentheses), so an empty `f()` or `{}` still has a fillable, zero-width inside.
@@ -17,16 +18,29 @@
 (function_definition
   body: (compound_statement) @function.inner (#set! inside function.inner)) @function.outer
 
-; A prototype `int f(int);`, also returning a pointer (`char *f(void);`), is a whole function
-; without a body. `int (*fp)(int);` is not: its name is parenthesized, it is a pointer variable.
+; Also without a body: C++'s `= default;`, and a definition tree-sitter recovered from an error.
+(function_definition) @function.outer
+
+; A prototype `int f(int);`, also returning a pointer (`char *f(void);`) or, in C++, a
+; reference, is a whole function without a body. `int (*fp)(int);` is not: its name is
+; parenthesized, it is a pointer variable. Any other name node will do, for C++'s `A::f`,
+; `~A` and `operator==` (@_name only feeds the predicate).
 (declaration
   declarator: (function_declarator
-    declarator: (identifier))) @function.outer
+    declarator: (_) @_name (#not-match? @_name "^[(]"))) @function.outer
 
 (declaration
   declarator: (pointer_declarator
     declarator: (function_declarator
-      declarator: (identifier)))) @function.outer
+      declarator: (_) @_name (#not-match? @_name "^[(]")))) @function.outer
+
+; C++'s reference_declarator `T& f();`, by its token (C has `&` too, as an operator).
+(declaration
+  declarator: (_
+    ["&" "&&"]
+    .
+    (function_declarator
+      declarator: (_) @_name (#not-match? @_name "^[(]")))) @function.outer
 
 (declaration
   declarator: (pointer_declarator
@@ -63,14 +77,25 @@
 ] @decorator
 
 ; Any parameter list: of a definition, a prototype, a function pointer type.
-((parameter_list) @parameters (#set! inside parameters))
+(function_declarator
+  parameters: (parameter_list) @parameters (#set! inside parameters))
 
-; `(void)` says "no parameters": it is not one. A K&R list holds bare identifiers.
-((parameter_declaration) @parameter (#not-eq? @parameter "void"))
+(abstract_function_declarator
+  parameters: (parameter_list) @parameters (#set! inside parameters))
 
+; `(void)` says "no parameters": it is not one.
+(function_declarator
+  parameters: (parameter_list
+    (parameter_declaration) @parameter (#not-eq? @parameter "void")))
+
+(abstract_function_declarator
+  parameters: (parameter_list
+    (parameter_declaration) @parameter (#not-eq? @parameter "void")))
+
+; A K&R list holds bare identifiers. `...` is named by its token: C++ has no variadic_parameter.
 (parameter_list
   [
-    (variadic_parameter)
+    (_ "...")
     (identifier)
   ] @parameter)
 
@@ -88,12 +113,13 @@
 
 ; The grammar wraps if / while / do tests in a parenthesized_expression: the test is what it
 ; holds (a comment in there is not). A GNU statement expression `({ .. })` can be one too.
+; (C++ wraps if and while tests in a condition_clause, hence the wildcard.)
 (if_statement
-  condition: (parenthesized_expression
+  condition: (_
     [(expression) (comma_expression) (compound_statement)] @condition))
 
 (while_statement
-  condition: (parenthesized_expression
+  condition: (_
     [(expression) (comma_expression) (compound_statement)] @condition))
 
 (do_statement
@@ -113,16 +139,22 @@
 (preproc_elif
   condition: (_) @condition)
 
+; A value C++ names first (a lambda, `new T(..)`, a raw string) is left to cpp/regions.scm,
+; whose own patterns come after these: C has none of those nodes.
 (return_statement
-  [(expression) (comma_expression)] @return.value)
+  [(expression) (comma_expression)] @return.value
+  (#not-kind-eq? @return.value lambda_expression new_expression raw_string_literal))
 
 ; Plain and compound assignments (`=`, `+=`, ..), variable initialisers, enum constant
 ; values and designated initialisers (`.x = 1`).
 (assignment_expression
-  right: (_) @assignment.rhs)
+  right: (_) @assignment.rhs
+  (#not-kind-eq? @assignment.rhs lambda_expression new_expression raw_string_literal))
 
 (init_declarator
-  value: (_) @assignment.rhs)
+  "="
+  value: (_) @assignment.rhs
+  (#not-kind-eq? @assignment.rhs lambda_expression new_expression raw_string_literal))
 
 (enumerator
   value: (_) @assignment.rhs)
@@ -144,10 +176,14 @@
 (case_statement
   (compound_statement) @statement)
 
-; Declarations and definitions are statements at the top level as well as in blocks.
+; Declarations and definitions are statements at the top level as well as in blocks. A C
+; declaration always ends with its `;`; a C++ condition's declaration `if (auto p = get())`
+; has none and is no statement.
+(declaration
+  ";") @statement
+
 [
   (expression_statement)
-  (declaration)
   (type_definition)
   (function_definition)
   (return_statement)
@@ -165,13 +201,13 @@
 ] @statement
 
 ; `struct s { .. };` declares only the type: the grammar gives the `;` no parent of its own.
-([
-  (struct_specifier)
-  (union_specifier)
-  (enum_specifier)
-] @statement
+; In C++, which inherits this file, a template_declaration is the statement itself (see
+; cpp/regions.scm).
+((_
+  [(struct_specifier) (union_specifier) (enum_specifier)] @statement
   .
-  ";" @statement)
+  ";" @statement) @_parent
+  (#not-kind-eq? @_parent template_declaration))
 
 ((compound_statement) @block (#set! inside block))
 

@@ -1,4 +1,6 @@
-; Regions of C++ code that dcoder can select, expand to and fill.
+; inherits: c
+; Regions of C++ code that dcoder can select, expand to and fill: C's patterns
+; (c/regions.scm, loaded first) and the ones below for what C++ adds or does differently.
 ; Capture names are the stable vocabulary described in grammars/README.md.
 ; (#set! inside CAPTURE): that capture's region excludes its node's first and last child
 ; (braces, parentheses), so an empty `f()` or `{}` still has a fillable, zero-width inside.
@@ -13,11 +15,8 @@
 ; ---- definitions --------------------------------------------------------------
 
 ; Methods, constructors, destructors and operators (inline, out-of-line `A::f`, friends) are
-; function_definitions too; `= default;` / `= delete;` ones have no body, so no inner.
-(function_definition
-  body: (compound_statement) @function.inner (#set! inside function.inner)) @function.outer
-
-(function_definition) @function.outer
+; function_definitions, which C's patterns take; `= default;` / `= delete;` ones have no
+; body, so no inner.
 
 ; `[[nodiscard]] int f()`: the attributes are children of the definition, so the region
 ; without them runs from the first child after the last attribute to the end.
@@ -29,21 +28,13 @@
   .)
   (#not-match? @function.outer "^\\[\\["))
 
-; A prototype or member declaration (`int f(int);`, `virtual ~A();`, `A(int v);`) is a whole
-; function without a body. A function pointer `void (*cb)(int);` is a variable, not one: its
-; name sits in a parenthesized_declarator, which the name list leaves out.
+; Prototypes (C's patterns take `int f(int);`, `A::A(int v);`, `T& f();`, `~A();`...) also
+; declare conversion operators `operator int();`. A member declaration (`virtual ~A();`,
+; `A(int v);`) is a whole function without a body too. A function pointer `void (*cb)(int);`
+; is a variable, not one: its name sits in a parenthesized_declarator, which the name list
+; leaves out.
 (declaration
-  declarator: [
-    (function_declarator
-      declarator: [(identifier) (field_identifier) (qualified_identifier) (destructor_name) (operator_name) (template_function)])
-    (pointer_declarator
-      declarator: (function_declarator
-        declarator: [(identifier) (field_identifier) (qualified_identifier) (destructor_name) (operator_name) (template_function)]))
-    (reference_declarator
-      (function_declarator
-        declarator: [(identifier) (field_identifier) (qualified_identifier) (destructor_name) (operator_name) (template_function)]))
-    (operator_cast)
-  ]) @function.outer
+  declarator: (operator_cast)) @function.outer
 
 (field_declaration
   declarator: [
@@ -84,15 +75,6 @@
 (class_specifier
   body: (field_declaration_list) @class.inner (#set! inside class.inner)) @class.outer
 
-(struct_specifier
-  body: (field_declaration_list) @class.inner (#set! inside class.inner)) @class.outer
-
-(union_specifier
-  body: (field_declaration_list) @class.inner (#set! inside class.inner)) @class.outer
-
-(enum_specifier
-  body: (enumerator_list) @class.inner (#set! inside class.inner)) @class.outer
-
 ; A class template: from `template` to the class's `}`, the `;` left out as above.
 (template_declaration
   "template" @class.outer
@@ -110,12 +92,6 @@
 
 ; The parameter lists of functions, of function types (`std::function<int(int)>`) and of
 ; lambdas. A catch clause's `(const E& e)` is an exception declaration, not parameters.
-(function_declarator
-  parameters: (parameter_list) @parameters (#set! inside parameters))
-
-(abstract_function_declarator
-  parameters: (parameter_list) @parameters (#set! inside parameters))
-
 (lambda_declarator
   parameters: (parameter_list) @parameters (#set! inside parameters))
 
@@ -152,24 +128,14 @@
 
 ; ---- strings ----------------------------------------------------------------------
 
-; Prefixes (`u8"`, `L"`) and raw delimiters `R"(...)"` included; adjacent literals form one.
-[
-  (string_literal)
-  (raw_string_literal)
-] @string
-
-(concatenated_string) @string
+; Raw delimiters `R"(...)"` included, as prefixes (`u8"`, `L"`) are.
+(raw_string_literal) @string
 
 ; ---- expressions ----------------------------------------------------------------
 
 ; `new T(...)` calls a constructor; `new int[3]` has no argument list and is no call.
-(call_expression) @call.outer
-
 (new_expression
   arguments: (argument_list)) @call.outer
-
-(call_expression
-  arguments: (argument_list) @call.inner (#set! inside call.inner))
 
 (new_expression
   arguments: (argument_list) @call.inner (#set! inside call.inner))
@@ -188,13 +154,6 @@
   condition: (parenthesized_expression
     (_) @condition))
 
-; `for (;;)` has none.
-(for_statement
-  condition: (_) @condition)
-
-(conditional_expression
-  condition: (_) @condition)
-
 ; Like Python's assert.
 (static_assert_declaration
   condition: (_) @condition)
@@ -205,16 +164,16 @@
 (co_return_statement
   (_) @return.value)
 
-; Plain and compound (`+=`, `<<=`...) assignments.
+; Assignments and initialisers, for the values C's patterns leave out.
 (assignment_expression
   right: (_) @assignment.rhs)
 
-; Initialisers: `int x = 1`, `int v{1, 2}` (the braced list is a value itself, as after `=`),
-; and `Foo a(1, 2)` (its arguments, without the parentheses).
 (init_declarator
   "="
   value: (_) @assignment.rhs)
 
+; Initialisers `int v{1, 2}` (the braced list is a value itself, as after `=`) and
+; `Foo a(1, 2)` (its arguments, without the parentheses).
 (init_declarator
   value: (initializer_list) @assignment.rhs)
 
@@ -244,12 +203,6 @@
 
 ; ---- statements -------------------------------------------------------------------
 
-; `#include` up to its path: the directive node also holds the line's newline and any
-; trailing comment.
-(preproc_include
-  "#include" @import
-  path: (_) @import)
-
 ; `using namespace std;`, `using std::string;` and C++20 `import std;`; a type alias
 ; `using T = int;` imports nothing.
 [
@@ -260,10 +213,6 @@
 (preproc_include
   "#include" @statement
   path: (_) @statement)
-
-; A condition's declaration `if (auto p = get())` has no `;` and is no statement.
-(declaration
-  ";") @statement
 
 ; A member declaration (field_declaration) is a class body's statement.
 [
@@ -300,58 +249,15 @@
   (field_declaration)
 ] @statement
 
-; `class A {...};` and `struct S;`: the specifier and its `;` are siblings. Not in a
-; template_declaration, which is the statement itself: the class's `template ... }` region
-; would overlap `class A {...};` without either holding the other. Spelled out per parent: a
-; wildcard parent would take template_declaration too, and queries cannot exclude one type.
-(translation_unit
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
+; `class A {...};`: the specifier and its `;` are siblings, as C's struct, union and enum
+; are (c/regions.scm). Not in a template_declaration, which is the statement itself: the
+; class's `template ... }` region would overlap `class A {...};` without either holding the
+; other.
+((_
+  (class_specifier) @statement
   .
-  ";" @statement)
-
-(declaration_list
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(compound_statement
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_if
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_ifdef
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_else
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_elif
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-(preproc_elifdef
-  [(class_specifier) (struct_specifier) (union_specifier) (enum_specifier)] @statement
-  .
-  ";" @statement)
-
-; A bare `{ ... }` is a statement; a body block is not.
-(compound_statement
-  (compound_statement) @statement)
-
-(case_statement
-  (compound_statement) @statement)
-
-((compound_statement) @block (#set! inside block))
+  ";" @statement) @_parent
+  (#not-kind-eq? @_parent template_declaration))
 
 ; Namespace and `extern "C" { }` bodies.
 ((declaration_list) @block (#set! inside block))

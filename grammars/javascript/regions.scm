@@ -1,4 +1,5 @@
-; Regions of JavaScript code that dcoder can select, expand to and fill.
+; Regions of JavaScript code that dcoder can select, expand to and fill. TypeScript inherits
+; this file (typescript/regions.scm): its patterns name only what both grammars have.
 ; Capture names are the stable vocabulary described in grammars/README.md.
 ; (#set! inside CAPTURE): that capture's region excludes its node's first and last child
 ; (braces, parentheses or quotes), so an empty `f()` or `{}` still has a fillable, zero-width inside.
@@ -19,6 +20,15 @@
 
 (generator_function_declaration
   body: (statement_block) @function.inner (#set! inside function.inner)) @function.outer
+
+; Function literals are lambdas; one with a `{ }` body is also a function (below), so that
+; "fill the function body" inside a callback means the callback's body. The lambda comes
+; first: expanding from inside a callback reaches "lambda".
+[
+  (arrow_function)
+  (function_expression)
+  (generator_function)
+] @lambda
 
 (function_expression
   body: (statement_block) @function.inner (#set! inside function.inner)) @function.outer
@@ -54,20 +64,14 @@
 (arrow_function
   parameter: (identifier) @parameters)
 
-(formal_parameters
-  [
-    (pattern)
-    (assignment_pattern)
-  ] @parameter)
+; Any parameter but a comment: a pattern or one with a default (JavaScript), a required or
+; optional parameter (TypeScript, which inherits this file and has no (pattern) there).
+((formal_parameters
+  (_) @parameter)
+  (#not-kind-eq? @parameter comment))
 
 (arrow_function
   parameter: (identifier) @parameter)
-
-[
-  (arrow_function)
-  (function_expression)
-  (generator_function)
-] @lambda
 
 ; ---- strings ----------------------------------------------------------------------
 
@@ -128,7 +132,8 @@
   ] @return.value)
 
 ; Plain, compound (`+=`, `??=`...) and destructuring assignments, `let`/`const`/`var`
-; initialisers and class field initialisers.
+; initialisers and class field initialisers (a field_definition, in TypeScript a
+; public_field_definition: named by its field).
 (assignment_expression
   right: (_) @assignment.rhs)
 
@@ -138,8 +143,9 @@
 (variable_declarator
   value: (_) @assignment.rhs)
 
-(field_definition
-  value: (_) @assignment.rhs)
+(class_body
+  (_
+    value: (_) @assignment.rhs))
 
 ; ---- statements -------------------------------------------------------------------
 
@@ -150,8 +156,9 @@
   source: (_)) @import
 
 ; (declaration) also takes `export`'s declaration, but not a `for (let ...;` initialiser.
-; Blocks and `;` are left out: a block has its own region.
-[
+; Blocks and `;` are left out: a block has its own region. TypeScript's own declarations are
+; left to typescript/regions.scm, which names them functions and classes first.
+([
   (expression_statement)
   (declaration)
   (import_statement)
@@ -171,10 +178,14 @@
   (with_statement)
   (labeled_statement)
 ] @statement
+  (#not-kind-eq? @statement function_signature abstract_class_declaration interface_declaration
+    type_alias_declaration enum_declaration ambient_declaration module internal_module import_alias))
 
-; A class field is the class body's declaration statement.
+; A class field (a field_definition, named by its field) is the class body's declaration
+; statement.
 (class_body
-  (field_definition) @statement)
+  (_
+    property: (_)) @statement)
 
 ((statement_block) @block (#set! inside block))
 

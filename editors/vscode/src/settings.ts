@@ -27,7 +27,14 @@ export const SERVER_SETTINGS = [
   "policyFile",
 ] as const;
 
-export type ServerSettings = Record<(typeof SERVER_SETTINGS)[number], unknown>;
+/** Server settings declared under another name, since "dcoder.server.*" already says how the
+ * extension starts the language server: server setting -> extension setting. */
+export const RENAMED_SETTINGS = {
+  server: "remote.url",
+  serverToken: "remote.token",
+} as const;
+
+export type ServerSettings = Record<(typeof SERVER_SETTINGS)[number] | keyof typeof RENAMED_SETTINGS, unknown>;
 
 export function serverSettings(config: ConfigurationReader): ServerSettings {
   const out = {} as ServerSettings;
@@ -35,6 +42,10 @@ export function serverSettings(config: ConfigurationReader): ServerSettings {
     const value = config.get<unknown>(key);
     // An empty model folder means the built-in model, which the server calls null.
     out[key] = value === undefined || value === "" ? null : value;
+  }
+  for (const [key, name] of Object.entries(RENAMED_SETTINGS) as [keyof typeof RENAMED_SETTINGS, string][]) {
+    // An empty URL or token means none (local model, $DCODER_TOKEN): null for the server too.
+    out[key] = config.get<string | null>(name)?.trim() || null;
   }
   return out;
 }
@@ -61,5 +72,5 @@ export function needsRestart(affects: (section: string) => boolean): boolean {
 }
 
 export function needsUpdate(affects: (section: string) => boolean): boolean {
-  return SERVER_SETTINGS.some((key) => affects(`dcoder.${key}`));
+  return [...SERVER_SETTINGS, ...Object.values(RENAMED_SETTINGS)].some((key) => affects(`dcoder.${key}`));
 }

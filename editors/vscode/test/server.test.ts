@@ -31,8 +31,8 @@ const MAKE_MODEL = `
 import argparse, difflib, inspect, json, sys
 from pathlib import Path
 from tokenizers import Tokenizer
-from dcoder.config import ModelConfig
-from dcoder.synthetic import train_tokenizer, write_random_checkpoint
+from dcoder.engine.model_config import ModelConfig
+from dcoder.evaluation.synthetic import train_tokenizer, write_random_checkpoint
 out = Path(sys.argv[1])
 (out / "tok").mkdir()
 tok = train_tokenizer([inspect.getsource(m) for m in (argparse, difflib, json)], 600, out / "tok")

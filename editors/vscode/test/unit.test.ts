@@ -7,7 +7,7 @@ import { PreviewDecorations } from "../src/decorations";
 import { inlineMiddleware } from "../src/inline";
 import { frameFor, layoutSpan, MAX_GHOST } from "../src/preview";
 import type { PreviewParams, StatusParams } from "../src/protocol";
-import { inlineEnabled, needsRestart, needsUpdate, SERVER_SETTINGS, serverLaunch, serverSettings } from "../src/settings";
+import { inlineEnabled, needsRestart, needsUpdate, RENAMED_SETTINGS, SERVER_SETTINGS, serverLaunch, serverSettings } from "../src/settings";
 import { statusView } from "../src/status";
 import { defaults } from "./defaults";
 import * as mock from "./mock/vscode";
@@ -40,17 +40,29 @@ beforeEach(() => {
 describe("settings", () => {
   it("contributes every server setting and nothing the extension does not read", () => {
     const clientOnly = ["dcoder.server.path", "dcoder.server.args", "dcoder.inlineCompletions.enabled"];
-    assert.deepEqual(Object.keys(contributed).sort(), [...SERVER_SETTINGS.map((k) => `dcoder.${k}`), ...clientOnly].sort());
+    const forwarded = [...SERVER_SETTINGS, ...Object.values(RENAMED_SETTINGS)].map((k) => `dcoder.${k}`);
+    assert.deepEqual(Object.keys(contributed).sort(), [...forwarded, ...clientOnly].sort());
   });
 
   it("passes the server its settings only, an empty model folder as null", () => {
     const sent = serverSettings(defaults({ model: "", steps: 12 }));
-    assert.deepEqual(Object.keys(sent).sort(), [...SERVER_SETTINGS].sort());
+    assert.deepEqual(Object.keys(sent).sort(), [...SERVER_SETTINGS, "server", "serverToken"].sort());
     assert.equal(sent.model, null);
     assert.equal(sent.steps, 12);
     assert.equal(sent.provider, "auto");
     assert.equal(sent.threshold, null);
     assert.equal(serverSettings(defaults({ model: "/m" })).model, "/m");
+    assert.equal(sent.server, null);
+    assert.equal(sent.serverToken, null);
+  });
+
+  it("sends dcoder.remote.url and .token as the server's server and serverToken", () => {
+    const sent = serverSettings(defaults({ "remote.url": " http://gpu-box:8080 ", "remote.token": "t0ken" }));
+    assert.equal(sent.server, "http://gpu-box:8080");
+    assert.equal(sent.serverToken, "t0ken");
+    assert.equal(serverSettings(defaults({ "remote.url": "", "remote.token": "  " })).server, null);
+    assert.equal(serverSettings(defaults({ "remote.token": "  " })).serverToken, null);
+    assert.ok(!("remote.url" in sent) && !("remote" in sent));
   });
 
   it("launches dcoder lsp unless told otherwise", () => {
@@ -64,6 +76,8 @@ describe("settings", () => {
     assert.ok(needsRestart((s) => s === "dcoder.server"));
     assert.ok(!needsRestart((s) => s === "dcoder.steps"));
     assert.ok(needsUpdate((s) => s === "dcoder.steps"));
+    // the remote server is a setting of the running language server: no restart
+    assert.ok(needsUpdate((s) => s === "dcoder.remote.url") && !needsRestart((s) => s === "dcoder.remote.url"));
     assert.ok(!needsUpdate((s) => s === "dcoder.inlineCompletions.enabled"));
     assert.equal(inlineEnabled(defaults()), true);
     assert.equal(inlineEnabled(defaults({ "inlineCompletions.enabled": false })), false);

@@ -10,6 +10,8 @@ local M = {}
 M.defaults = {
   cmd = { "dcoder", "lsp", "--stdio" },
   model = nil, -- checkpoint or exported model folder, or a pulled hub model ORG/NAME; nil: the built-in model
+  server = nil, -- URL of a `dcoder serve` that runs the model instead (no model is loaded here); nil: none
+  server_token = nil, -- that server's bearer token; nil: the language server's $DCODER_TOKEN
   settings = {}, -- server settings, named as the server names them (steps, provider, preview, ...)
   filetypes = nil, -- nil: every file buffer
   root_dir = nil, -- nil: the current directory
@@ -38,10 +40,15 @@ local function notify(message, level)
   vim.notify("dcoder: " .. message, level or vim.log.levels.INFO)
 end
 
+-- Options of setup() that are server settings (option -> the server's name for it).
+local SETTING_OPTIONS = { model = "model", server = "server", server_token = "serverToken" }
+
 local function server_settings()
   local s = vim.tbl_extend("force", {}, M.config.settings)
-  if M.config.model ~= nil then
-    s.model = M.config.model
+  for option, key in pairs(SETTING_OPTIONS) do
+    if M.config[option] ~= nil then
+      s[key] = M.config[option]
+    end
   end
   return s
 end
@@ -239,6 +246,11 @@ end
 
 --- Send new server settings (merged into the current ones) to the running server.
 function M.configure(settings)
+  for option, key in pairs(SETTING_OPTIONS) do
+    if settings[key] ~= nil then
+      M.config[option] = nil -- the value given now wins over setup()'s
+    end
+  end
   M.config.settings = vim.tbl_extend("force", M.config.settings, settings)
   local client = M.client()
   if client then
