@@ -20,7 +20,7 @@ import numpy as np
 from dcoder.config import POLICY_FEATURES, LearnedPolicy, SamplerConfig
 from dcoder.engine.engine import Engine
 from dcoder.engine.policy import model_identity
-from dcoder.engine.sampler import drop_tokens, token_features
+from dcoder.engine.sampler import drop_tokens, learned_gate, token_features
 from dcoder.errors import DcoderError
 
 # the projects dcoder's benchmarks are cut from (see dcoder.training.decontam): never trained on
@@ -166,8 +166,6 @@ def _policy(model: str, mean, scale, params, threshold: float) -> LearnedPolicy:
 def train_policy(engine: Engine, corpus: Path, holes_count: int, seed: int,
                  log: Callable[[str], None]) -> tuple[LearnedPolicy, dict]:
     """The policy, and figures of it on held-out holes (a fifth of them)."""
-    from dcoder.engine.sampler import learned_gate
-
     if holes_count < 5:
         raise DcoderError("--holes must be at least 5 (a fifth are held out to choose the cut)")
     x, y, groups = traces(engine, corpus_files(corpus), holes_count, seed, log)
@@ -176,7 +174,7 @@ def train_policy(engine: Engine, corpus: Path, holes_count: int, seed: int,
     draft = _policy(model_identity(engine.folder), mean, scale, params, 0.99)
     p = learned_gate(draft, x[held])
     truth = y[held].astype(bool)
-    cut, figures = 0.99, {}
+    cut = 0.99  # when no cut reaches PRECISION
     for c in CUTS[::-1]:
         chosen = p > c
         if chosen.any() and truth[chosen].mean() >= PRECISION:
