@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, LENGTH_MODES, InfillOptions, LengthConfig, SamplerConfig, bounds
+from dcoder.config import ALGS, LENGTH_MODES, POLICIES, InfillOptions, LengthConfig, SamplerConfig, bounds
 from dcoder.engine.engine import BUILTIN_MODEL
 from dcoder.engine.runtime import PROVIDERS, RuntimeOptions
 from dcoder.errors import DcoderError
@@ -110,6 +110,16 @@ def with_context(args, options, text: str, ranges: list[tuple[int, int]]):
     return replace(options, snippets=tuple(index.search(text, start, end, skip=args.file)))
 
 
+def add_policy_args(p: argparse.ArgumentParser) -> None:
+    # a string, not choices=: an unknown name gets SamplerConfig's one line and exit 2 like every other value
+    p.add_argument("--policy", default=SamplerConfig.policy, metavar="NAME",
+                   help=f"which tokens a step reveals: {', '.join(POLICIES)} (default {SamplerConfig.policy}: "
+                        "by --threshold or the --steps schedule; learned: by --policy-file's classifier; verify: "
+                        "the one-token-per-step greedy output, checked several tokens per pass)")
+    p.add_argument("--policy-file", metavar="FILE", help="with --policy learned: a policy dcoder train-policy "
+                   "wrote for this model")
+
+
 def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="DIR", help="checkpoint or exported model folder, or a pulled hub model "
                    "ORG/NAME (default: built-in model)")
@@ -117,6 +127,7 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--exact-length", type=int, metavar="N", help="generate exactly N tokens per span")
     add_length_args(p)
     add_sampler_args(p)
+    add_policy_args(p)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees (default: model limit)")
     add_scope_bias_arg(p)
     add_context_args(p)
@@ -130,13 +141,30 @@ def add_generation_args(p: argparse.ArgumentParser) -> None:
 
 
 def infill_options(args):
+    """The options the flags give; a learned policy's weights come once the model is loaded (``with_policy``)."""
+
+    if args.policy_file is not None and args.policy != "learned" and not getattr(args, "sweep", None):
+        raise DcoderError("--policy-file goes with --policy learned")
+    if args.policy == "learned" and args.policy_file is None:
+        raise DcoderError("--policy learned needs --policy-file FILE (dcoder train-policy writes one)")
     sampler = SamplerConfig(
         steps=args.steps, threshold=args.threshold, alg=args.alg, alg_temp=args.alg_temp,
-        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed,
+        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=args.seed, policy=args.policy,
     )
     return InfillOptions(sampler=sampler, max_tokens=args.max_tokens, exact_length=args.exact_length,
                          max_context=args.max_context, lengths=LengthConfig(args.length, args.max_span),
                          deadline=args.deadline, scope_bias=args.scope_bias)
+
+
+def with_policy(options, args, engine):
+    """``options`` with the weights of --policy-file, read for (and refused unless made for) ``engine``'s model."""
+    from dataclasses import replace
+
+    from dcoder.engine.policy import load_policy
+
+    if args.policy_file is None:
+        return options
+    return replace(options, sampler=replace(options.sampler, learned=load_policy(args.policy_file, engine.folder)))
 
 
 # ---- syntax: language, regions, fills that break the parse -----------------------------------
@@ -290,6 +318,7 @@ def cmd_infill(args) -> int:
             raise DcoderError(f"{args.file} has no <|mask|> hole; give --at L:C or --range L:C-L:C")
     options = with_context(args, options, text, ranges)
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
+    options = with_policy(options, args, engine)
     result = infill(engine, text, ranges, options, step_printer(args.show_steps))
     check_parse(args, result, language)
     emit(args, text, result, engine.description)
@@ -309,6 +338,7 @@ def cmd_refine(args) -> int:
         raise DcoderError(f"--range {args.range} selects no code; refine rewrites a selection")
     options = with_context(args, options, text, [span])
     engine = resolve_model(args.model, args.provider, args.cache_refresh)
+    options = with_policy(options, args, engine)
     result = refine(engine, text, span, options, args.min_confidence, step_printer(args.show_steps))
     check_parse(args, result, language)
     emit(args, text, result, engine.description)
@@ -365,8 +395,18 @@ def cmd_eval(args) -> int:
         raise DcoderError("--timeout must be a positive number of seconds")
     if args.jobs is not None and args.jobs < 1:
         raise DcoderError("--jobs must be at least 1")
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise DcoderError(f"cannot write {args.json}: its folder does not exist")
+    for path in (args.json, args.png):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise DcoderError(f"cannot write {path}: its folder does not exist")
+    if args.png and not args.sweep:
+        raise DcoderError("--png draws a --sweep")
+    points = None
+    if args.sweep:
+        from dcoder.evaluation.sweep import parse_grid
+
+        if args.canonical or args.baseline or args.samples != 1:
+            raise DcoderError("--sweep runs a model, one sample per task (no --canonical, --baseline or --samples)")
+        points = parse_grid(args.sweep)
     kinds = {k.strip() for k in args.kinds.split(",") if k.strip()} if args.kinds else None
     files = {name: load_tasks(name, kinds, args.limit, args.language) for name in args.files}
     options = infill_options(args)
@@ -380,12 +420,14 @@ def cmd_eval(args) -> int:
         fill, model = BASELINES[args.baseline], f"baseline:{args.baseline}"
     else:
         engine = resolve_model(args.model, args.provider, args.cache_refresh)
+        options = with_policy(options, args, engine)
         workspace = workspace_index(args.workspace, []) if args.workspace else None
         fill, model = ModelFiller(engine, options, args.oracle_length, workspace), engine.description
         # the mode auto chose is recorded, so runs of one checkpoint in each mode can be told apart
         settings.update(max_tokens=options.max_tokens, max_context=options.max_context,
                         length=length_mode(engine, options), max_span=options.lengths.max_span,
-                        sampler=asdict(options.sampler), deadline_s=options.deadline, scope_bias=options.scope_bias,
+                        sampler={k: v for k, v in asdict(options.sampler).items() if k != "learned"},
+                        policy_file=args.policy_file, deadline_s=options.deadline, scope_bias=options.scope_bias,
                         workspace=args.workspace, workspace_files=workspace.files if workspace else None)
     if any(task.test is not None for tasks in files.values() for task in tasks):
         layers = isolation()
@@ -394,7 +436,14 @@ def cmd_eval(args) -> int:
                          " (see docs/reliability.md)\n")
     with Sandbox(Limits(timeout=args.timeout), args.jobs) as sandbox:
         settings["jobs"] = sandbox.jobs
-        return run(files, fill, args.samples, sandbox, {"model": model, "options": settings}, args.json)
+        header = {"model": model, "options": settings}
+        if points is not None:
+            from dcoder.evaluation.sweep import sweep
+
+            header["files"] = list(files)
+            tasks = [t for ts in files.values() for t in ts]
+            return sweep(tasks, fill, points, sandbox, header, args.json, args.png)
+        return run(files, fill, args.samples, sandbox, header, args.json)
 
 
 def add_eval_parser(sub) -> None:
@@ -418,6 +467,12 @@ def add_eval_parser(sub) -> None:
     add_length_args(p)
     p.add_argument("--max-context", type=int, metavar="N", help="tokens of the file the model sees")
     add_sampler_args(p, seed_help="seed of the first sample; sample i uses seed + i")
+    add_policy_args(p)
+    p.add_argument("--sweep", action="append", metavar="GRID",
+                   help="run the tasks once per decoding setting of GRID: KEY=V1,V2 words (steps, threshold, "
+                        "alg, policy; every combination), e.g. --sweep 'steps=8,16,32' --sweep "
+                        "'policy=verify' (repeatable: the groups run in turn)")
+    p.add_argument("--png", metavar="OUT", help="with --sweep: plot quality against positions per forward pass")
     add_scope_bias_arg(p)
     p.add_argument("--workspace", metavar="DIR",
                    help="the tasks' workspace: its code most like the code around each hole goes ahead of the file "
@@ -469,6 +524,34 @@ def add_train_parser(sub) -> None:
                    help="write --out's newest checkpoint to DIR as a compact resume state to commit "
                         "(bf16 weights, no optimizer moments) and exit")
     p.set_defaults(func=cmd_train)
+
+
+def cmd_train_policy(args) -> int:
+    from dcoder.engine.policy import model_identity, save_policy
+    from dcoder.training.policy import train_policy
+
+    if not Path(args.out).resolve().parent.is_dir():
+        raise DcoderError(f"cannot write {args.out}: its folder does not exist")
+    engine = resolve_model(args.model, args.provider)
+    policy, figures = train_policy(engine, Path(args.corpus), args.holes, args.seed,
+                                   lambda msg: sys.stderr.write(f"dcoder: {msg}\n"))
+    save_policy(policy, args.out, {"model": engine.description, "identity": model_identity(engine.folder),
+                                   "corpus": str(args.corpus), "seed": args.seed, **figures})
+    print(json.dumps(figures, indent=2))
+    sys.stderr.write(f"dcoder: wrote {args.out} (use --policy learned --policy-file {args.out})\n")
+    return 0
+
+
+def add_train_policy_parser(sub) -> None:
+    p = sub.add_parser("train-policy", help="train a learned unmasking policy on a model's own denoising traces")
+    p.add_argument("--model", metavar="DIR", help="the model the policy is for (default: built-in model)")
+    p.add_argument("--corpus", required=True, metavar="DIR",
+                   help="Python files to cut holes from (training data; the benchmark projects are skipped)")
+    p.add_argument("--out", required=True, metavar="FILE", help="policy file to write (JSON)")
+    p.add_argument("--holes", type=int, default=60, metavar="N", help="holes to trace (default 60)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--provider", choices=("auto", "cpu", "cuda", "tensorrt"), default="auto")
+    p.set_defaults(func=cmd_train_policy)
 
 
 def cmd_curve(args) -> int:
@@ -539,7 +622,7 @@ def cmd_serve(args) -> int:
     from dcoder.serving.server import ServeConfig, read_token, serve
 
     given = {"host": args.host, "port": args.port, "max_body_bytes": args.max_body, "timeout_s": args.timeout,
-             "max_document_chars": args.max_document, "queue_size": args.queue}
+             "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file}
     config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
                          **{k: v for k, v in given.items() if v is not None})
     name = args.name or (Path(args.model).name if args.model else "dcoder")
@@ -600,6 +683,8 @@ def add_serve_parser(sub) -> None:
                    "(default 16)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
+    p.add_argument("--policy-file", metavar="FILE", help="learned unmasking policy for requests with sampler.policy "
+                   "\"learned\" (dcoder train-policy writes one for the model served)")
     ray = p.add_argument_group("Ray Serve (dcoder serve --ray; defaults in dcoder.serving.ray_app.RayConfig)")
     ray.add_argument("--ray", action="store_true", help="deploy on Ray Serve: replicas of the model behind Ray's proxy")
     ray.add_argument("--ray-config", metavar="FILE", help="TOML file with the settings below (replicas = 2, "
@@ -726,6 +811,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_curve_parser(sub)
     add_train_parser(sub)
+    add_train_policy_parser(sub)
     add_corpus_parser(sub)
     add_lsp_parser(sub)
     add_serve_parser(sub)

@@ -81,6 +81,13 @@ class SpecialTokens:
 
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
+# How the tokens revealed at a step are chosen (dcoder.engine.sampler): ``confidence`` by --threshold
+# (or the --steps schedule), ``learned`` by a classifier trained on the model's own denoising
+# traces (dcoder train-policy), ``verify`` as a one-token-per-step greedy decode would, checked by
+# batched verification passes (the same output in fewer passes).
+POLICIES = ("confidence", "learned", "verify")
+VERIFY_ROWS = 4  # states a verification pass checks at once: up to this many tokens revealed per pass
+POLICY_FEATURES = ("confidence", "margin", "certainty", "position", "masked", "left_known", "right_known")
 LENGTH_MODES = ("auto", "pad", "expand")
 MAX_SPAN_LIMIT = 4096  # tokens a span may have, however its length is decided
 
@@ -106,6 +113,31 @@ class LengthConfig:
 
 
 @dataclass(frozen=True)
+class LearnedPolicy:
+    """A small MLP (``POLICY_FEATURES`` -> ``hidden`` tanh units -> the chance that a masked token's
+    current greedy choice is the one the full decode ends with), trained for one model."""
+
+    model: str  # dcoder.engine.policy.model_identity of the model it was trained for
+    mean: tuple[float, ...]  # feature standardisation
+    scale: tuple[float, ...]
+    w1: tuple[tuple[float, ...], ...]  # (features, hidden)
+    b1: tuple[float, ...]
+    w2: tuple[float, ...]  # (hidden,)
+    b2: float
+    threshold: float  # the cut used when no --threshold is given
+    features: tuple[str, ...] = POLICY_FEATURES
+
+    def __post_init__(self) -> None:
+        n, h = len(self.features), len(self.b1)
+        if self.features != POLICY_FEATURES:
+            raise DcoderError(f"the policy uses features {', '.join(self.features)}; this dcoder computes "
+                              f"{', '.join(POLICY_FEATURES)} (train it again)")
+        shapes = (len(self.mean), len(self.scale), len(self.w1), len(self.w2))
+        if shapes != (n, n, n, h) or any(len(row) != h for row in self.w1) or not 0 < self.threshold <= 1:
+            raise DcoderError("the policy's weights do not have the shapes of its features")
+
+
+@dataclass(frozen=True)
 class SamplerConfig:
     """How the denoising loop picks tokens and decides what to reveal at each step.
 
@@ -114,13 +146,25 @@ class SamplerConfig:
     """
 
     steps: int = bounded(32, 1, 4096)
-    threshold: float | None = bounded(None, 0.0, 1.0)
+    # in (0, 1]: 0 would reveal every token at the first step; 0.001 is the smallest that means anything
+    threshold: float | None = bounded(None, 0.001, 1.0)
     alg: str = "entropy"
     alg_temp: float = 0.0
     temperature: float = bounded(0.0, 0.0, 10.0)  # far past the point where every token is as likely
     top_k: int | None = None
     top_p: float | None = None
     seed: int = 0
+    policy: str = "confidence"
+    # the weights policy "learned" reads: read for the model in use (dcoder.engine.policy), so a request
+    # that only names the policy (to a server with its own) carries none
+    learned: LearnedPolicy | None = field(default=None, repr=False)
+
+    @property
+    def cut(self) -> float | None:
+        """The gate's threshold in force: --threshold, else a learned policy's own cut."""
+        if self.threshold is None and self.policy == "learned" and self.learned is not None:
+            return self.learned.threshold
+        return self.threshold
 
     @property
     def deterministic(self) -> bool:
@@ -140,6 +184,11 @@ class SamplerConfig:
             raise DcoderError("--top-p must be in (0, 1]")
         if self.top_k is not None and self.top_k < 1:
             raise DcoderError("--top-k must be at least 1")
+        if self.policy not in POLICIES:
+            raise DcoderError(f"unknown --policy {self.policy!r} (choose from {', '.join(POLICIES)})")
+        if self.policy == "verify" and not self.deterministic:
+            raise DcoderError("--policy verify checks a greedy decode: it needs --temperature 0, --alg-temp 0 "
+                              "and an --alg other than origin")
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ the server's own settings (and ``candidates``' lower editor limit) are declared 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
-from dcoder.config import LENGTH_MODES, InfillOptions, LengthConfig, SamplerConfig, bounds
+from dcoder.config import LENGTH_MODES, POLICIES, InfillOptions, LearnedPolicy, LengthConfig, SamplerConfig, bounds
 from dcoder.errors import DcoderError
 
 PROVIDERS = ("auto", "cuda", "cpu")
@@ -39,6 +40,19 @@ class Settings:
     workspace_exclude: tuple[str, ...] | None = None  # folders or file name patterns left out of that index
     server: str | None = None  # a dcoder server's URL (dcoder serve): it runs the model instead, nothing is loaded here
     server_token: str | None = None  # its bearer token; None: $DCODER_TOKEN
+    policy: str = SamplerConfig.policy  # which tokens a step reveals (see dcoder.config.POLICIES)
+    policy_file: str | None = None  # policy learned: a file dcoder train-policy wrote for the model (a server uses its own)
+
+    def learned(self) -> LearnedPolicy | None:
+        """The learned policy these settings name, read and checked against the model's folder."""
+        if self.policy != "learned" or self.server is not None:
+            return None
+        if self.policy_file is None:
+            raise DcoderError("setting policy \"learned\" needs the setting policyFile (dcoder train-policy writes one)")
+        from dcoder.engine.policy import load_policy
+        from dcoder_lsp.loader import Loader
+
+        return load_policy(self.policy_file, Path(Loader.folder(self.model)))
 
     def options(self, language: str | None, inline: bool = False) -> InfillOptions:
         """Engine options for a document in ``language`` (a grammar name: fills are checked to parse).
@@ -48,7 +62,9 @@ class Settings:
         afterwards anyway, and must come fast.
         """
         steps = self.inline_steps if inline else self.steps
-        sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature)
+        # through a server the learned policy is its own (its --policy-file): only the name goes there
+        sampler = SamplerConfig(steps=steps, threshold=self.threshold, temperature=self.temperature,
+                                policy=self.policy, learned=self.learned())
         rounds = {"repair_rounds": 0, "search_tokens": 0} if inline else {"search_tokens": self.search_tokens}
         return InfillOptions(sampler=sampler, max_tokens=self.max_tokens, candidates=self.candidates,
                              language=language, lengths=LengthConfig(self.length, self.max_span),
@@ -74,7 +90,13 @@ class Settings:
                 values[name] = _check(name, value)
             except DcoderError as exc:
                 problems.append(str(exc))
-        return replace(self, **values), problems
+        new = replace(self, **values)
+        if new.policy != self.policy or new.policy_file != self.policy_file or new.model != self.model:
+            try:  # a policy that cannot be used leaves every setting as it was
+                new.learned()
+            except DcoderError as exc:
+                return self, problems + [f"{exc}; settings unchanged"]
+        return new, problems
 
 
 def _camel(name: str) -> str:
@@ -150,6 +172,8 @@ CHECKS = {
     "workspace_exclude": _patterns,
     "server": _text("an http:// or https:// URL", ("http://", "https://")),
     "server_token": _text("a string"),
+    "policy": _choice(POLICIES),
+    "policy_file": _text("a file path"),
 }
 assert set(CHECKS) == {f.name for f in fields(Settings)}, "every setting needs its check"
 

@@ -78,7 +78,7 @@ class Loader:
         if self._failure is not None:
             raise ModelUnavailable(self._failure)
         try:
-            folder = self._folder(model)
+            folder = self.folder(model)
             self._loaded = _SHARED.get((folder, provider))
             if self._loaded is None:
                 self._report("loading", f"loading model {folder} (provider {provider})")
@@ -93,7 +93,7 @@ class Loader:
         return self._loaded.engine
 
     @staticmethod
-    def _folder(model: str | None) -> str:
+    def folder(model: str | None) -> str:
         if model is not None:
             from dcoder.engine.hub import resolve
 

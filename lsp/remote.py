@@ -41,7 +41,8 @@ class RemoteEngine:
                     scope_bias=options.scope_bias, context=[{"path": c.path, "text": c.text} for c in options.snippets],
                     stream=True,
                     sampler={"steps": s.steps, "threshold": s.threshold, "alg": s.alg, "alg_temp": s.alg_temp,
-                             "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed})
+                             "temperature": s.temperature, "top_k": s.top_k, "top_p": s.top_p, "seed": s.seed,
+                             "policy": s.policy})
         headers = {"content-type": "application/json"}
         if self.token:
             headers["authorization"] = f"Bearer {self.token}"

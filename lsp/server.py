@@ -189,7 +189,9 @@ class DcoderServer(StrictServer):
                 loop.call_soon_threadsafe(send, self.protocol.notify, PREVIEW, {
                     "uri": doc.uri, "version": doc.version, "step": step.step, "done": False, "spans": spans})
             if progress is not None:
-                done = None if settings.threshold is not None else min(99, 100 * step.step // settings.steps)
+                # only the steps schedule knows its length in advance
+                scheduled = settings.threshold is None and settings.policy == "confidence"
+                done = min(99, 100 * step.step // settings.steps) if scheduled else None
                 loop.call_soon_threadsafe(send, self.work_done_progress.report, progress, types.WorkDoneProgressReport(
                     message=f"step {step.step}, {step.masked_left} tokens left", percentage=done))
             return job.cancelled

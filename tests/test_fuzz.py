@@ -58,7 +58,7 @@ OPTIONS = {  # name: (right values, wrong values)
     "--cache-refresh": (["0", "1"], BAD_NUMBERS), "--repair": (["0", "1"], BAD_NUMBERS),
     "--candidates": (["1", "2"], BAD_NUMBERS), "--temperature": (["0", "0.7", "5"], BAD_FRACTIONS),
     "--alg-temp": (["0", "0.5"], BAD_FRACTIONS), "--top-p": (["0.5", "1"], BAD_FRACTIONS + ["0"]),
-    "--threshold": (["0", "0.9", "1"], BAD_FRACTIONS), "--min-confidence": (["0.5", "1"], BAD_FRACTIONS + ["0"]),
+    "--threshold": (["0.5", "0.9", "1"], BAD_FRACTIONS + ["0"]), "--min-confidence": (["0.5", "1"], BAD_FRACTIONS + ["0"]),
     "--alg": (["entropy", "origin", "maskgit_plus", "topk_margin"], ["nope", ""]),
     "--provider": (["cpu"], ["tpu", ""]), "--language": (["python", "rust", "cobol"], ["", "../python", "python\x00"]),
 }

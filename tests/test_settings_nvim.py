@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dcoder.config import LENGTH_MODES
+from dcoder.config import LENGTH_MODES, POLICIES
 from dcoder.errors import DcoderError
 from dcoder_lsp.config import PROVIDERS, Settings, _camel, _check
 
@@ -23,7 +23,7 @@ NVIM_DIR = ROOT / "editors" / "nvim"
 HELP = (NVIM_DIR / "doc" / "dcoder.txt").read_text(encoding="utf-8")
 EDITORS_PAGE = (ROOT / "docs" / "editors.md").read_text(encoding="utf-8")
 BY_CAMEL = {_camel(f.name): f.name for f in fields(Settings)}
-CHOICES = {"provider": PROVIDERS, "length": LENGTH_MODES}
+CHOICES = {"provider": PROVIDERS, "length": LENGTH_MODES, "policy": POLICIES}
 LUA_WORDS = {"nil": None, "true": True, "false": False}
 
 

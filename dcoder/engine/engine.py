@@ -21,6 +21,7 @@ class Engine:
     max_context: int
     vocab_size: int
     description: str
+    folder: Path | None = None  # where it was loaded from: what a learned policy file is checked against
 
     @property
     def lead(self) -> int | None:

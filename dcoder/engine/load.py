@@ -39,4 +39,5 @@ def load_engine(path: str | Path, device: str | None = None, dtype: str = "fp32"
         max_context=cfg.max_position_embeddings,
         vocab_size=cfg.vocab_size,
         description=f"{folder.name} ({cfg.model_type}, torch/{device})",
+        folder=folder,
     )

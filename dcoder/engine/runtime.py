@@ -376,4 +376,5 @@ def load_exported(path: str | Path, options: RuntimeOptions | None = None):
         vocab_size=manifest.vocab_size,
         description=f"{folder.name} (onnx {manifest.dtype}, {backend.provider}"
                     + (f"; {backend.fallback}" if backend.fallback else "") + ")",
+        folder=folder,
     )

@@ -21,7 +21,8 @@ from typing import Callable, Protocol
 
 import numpy as np
 
-from dcoder.config import SamplerConfig
+from dcoder.config import VERIFY_ROWS, LearnedPolicy, SamplerConfig
+from dcoder.errors import DcoderError
 
 
 class Backend(Protocol):
@@ -152,13 +153,13 @@ def choose_tokens(logp: np.ndarray, config: SamplerConfig, rng: np.random.Genera
 def reveal_mask(win: np.ndarray, rank: np.ndarray, gate: np.ndarray, config: SamplerConfig, step: int) -> np.ndarray:
     """Which masked positions of the (B, W) window to reveal this step.
 
-    ``rank`` and ``gate`` are -inf where ``win`` is False. With a threshold: every position whose
-    gate passes it, or the best-ranked one when none does. Otherwise the best-ranked
+    ``rank`` and ``gate`` are -inf where ``win`` is False. With a threshold (``config.cut``): every
+    position whose gate passes it, or the best-ranked one when none does. Otherwise the best-ranked
     ceil(remaining / steps left) positions, so the run ends after ``config.steps`` passes.
     """
     remaining = win.sum(axis=-1)
-    if config.threshold is not None:
-        passing = win & (gate > config.threshold)
+    if config.cut is not None:
+        passing = win & (gate > config.cut)
         counts = np.where(passing.any(axis=-1), 0, np.minimum(remaining, 1))
     else:
         passing = np.zeros_like(win)
@@ -172,12 +173,42 @@ def reveal_mask(win: np.ndarray, rank: np.ndarray, gate: np.ndarray, config: Sam
     return passing | (win & (position_rank < counts[:, None]))
 
 
+def token_features(chosen: np.ndarray, win: np.ndarray, b_idx: np.ndarray, w_idx: np.ndarray) -> np.ndarray:
+    """The learned policy's features (``dcoder.config.POLICY_FEATURES``) of each masked position
+    (b_idx, w_idx) of the (B, W) window, from its normalised log-probabilities ``chosen`` (N, V)."""
+    n, width = len(b_idx), win.shape[1]
+    out = np.zeros((n, 7), dtype=np.float64)
+    if n == 0:
+        return out
+    with np.errstate(all="ignore"):
+        top2 = np.exp(np.partition(chosen, -2, axis=-1)[:, -2:]) if chosen.shape[-1] > 1 else np.zeros((n, 2))
+        finite = np.maximum(chosen, np.finfo(chosen.dtype).min)
+        neg_entropy = np.einsum("ij,ij->i", np.exp(chosen), finite)
+    out[:, 0] = top2[:, 1]
+    out[:, 1] = top2[:, 1] - top2[:, 0]
+    out[:, 2] = np.exp(neg_entropy)
+    out[:, 3] = w_idx / max(width - 1, 1)
+    out[:, 4] = win.sum(axis=1)[b_idx] / width
+    out[:, 5] = (w_idx == 0) | ~win[b_idx, np.maximum(w_idx - 1, 0)]
+    out[:, 6] = (w_idx == width - 1) | ~win[b_idx, np.minimum(w_idx + 1, width - 1)]
+    return np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=0.0)
+
+
+def learned_gate(policy: LearnedPolicy, features: np.ndarray) -> np.ndarray:
+    """The policy's chance, per row of ``features``, that the position's greedy token is final."""
+    z = (features - np.asarray(policy.mean)) / np.asarray(policy.scale)
+    hidden = np.tanh(z @ np.asarray(policy.w1) + np.asarray(policy.b1))
+    return 1.0 / (1.0 + np.exp(-(hidden @ np.asarray(policy.w2) + policy.b2)))
+
+
 def reveal(win: np.ndarray, b_idx: np.ndarray, w_idx: np.ndarray, chosen: np.ndarray, config: SamplerConfig,
            rng: np.random.Generator, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(which masked positions (b_idx, w_idx) of the window this step reveals, their tokens, the
     tokens' log-probabilities), from the log-probabilities ``chosen`` at those positions."""
     with np.errstate(all="ignore"):  # non-finite scores are handled, not reported
         tokens, rank, gate, tok_logp = choose_tokens(chosen, config, rng)
+        if config.policy == "learned":
+            gate = learned_gate(config.learned, token_features(chosen, win, b_idx, w_idx))
     if config.alg_temp > 0:
         rank = rank / config.alg_temp + rng.gumbel(size=rank.shape)
     rank_grid = np.full(win.shape, -np.inf)
@@ -185,6 +216,11 @@ def reveal(win: np.ndarray, b_idx: np.ndarray, w_idx: np.ndarray, chosen: np.nda
     gate_grid = np.full(win.shape, -np.inf)
     gate_grid[b_idx, w_idx] = gate
     return reveal_mask(win, rank_grid, gate_grid, config, step)[b_idx, w_idx], tokens, tok_logp
+
+
+def check_policy(config: SamplerConfig) -> None:
+    if config.policy == "learned" and config.learned is None:
+        raise DcoderError("policy learned needs a policy file (--policy-file; dcoder train-policy writes one)")
 
 
 def denoise(
@@ -204,6 +240,7 @@ def denoise(
     (in every row when it is None); the mask token and the ``never`` tokens are never chosen anywhere.
     ``bias`` adjusts each step's log-probabilities before the tokens are chosen.
     """
+    check_policy(config)
     x = np.array(ids, dtype=np.int64, copy=True)
     masked = x == mask_id
     logprobs = np.zeros(x.shape, dtype=np.float32)
@@ -214,6 +251,8 @@ def denoise(
     rng = np.random.default_rng(config.seed)
     if suppress_rows is None:
         suppress_rows = np.ones(len(x), dtype=bool)
+    if config.policy == "verify":
+        return _denoise_verified(x, (lo, hi), backend, config, mask_id, on_step, suppress, suppress_rows, never)
     step = 0
     cancelled = False
     while masked.any():
@@ -241,6 +280,85 @@ def denoise(
             cancelled = bool(masked.any())
             break
     return SampleResult(x, logprobs, step, step, cancelled)
+
+
+def _scored(batch: np.ndarray, window: tuple[int, int], backend: Backend, config: SamplerConfig, mask_id: int,
+            step: int, suppress: tuple[int, ...], suppress_rows: np.ndarray, never: tuple[int, ...]):
+    """One forward pass over ``batch`` (none when it has no mask left): each row's greedy choices
+    ranked as ``reveal_mask`` ranks them: per row, every masked position's (position, token,
+    log-probability, gate), best first."""
+    lo, hi = window
+    win = batch[:, lo:hi] == mask_id
+    if not win.any():  # every state is resolved: nothing to run
+        return [[] for _ in batch]
+    cols = np.nonzero(win.any(axis=0))[0]
+    predicted = backend.predict(batch, lo, hi, step, cols)
+    b_idx, w_idx = np.nonzero(win)
+    row_of = np.zeros(hi - lo, dtype=np.int64)
+    row_of[cols] = np.arange(len(cols))
+    with np.errstate(all="ignore"):
+        chosen = drop_tokens(np.array(predicted[b_idx, row_of[w_idx]], dtype=np.float32), (mask_id, *never))
+        held = suppress_rows[b_idx]
+        if suppress and held.any():
+            chosen[held] = drop_tokens(chosen[held], suppress)
+        tokens, rank, gate, tok_logp = choose_tokens(chosen, config, np.random.default_rng(0))
+    rank = np.where(np.isnan(rank), -np.inf, rank)
+    ranked = []
+    for r in range(len(batch)):
+        mine = np.nonzero(b_idx == r)[0]
+        # best rank first; ties go to the leftmost position, as reveal_mask's stable sort does
+        mine = mine[np.lexsort((w_idx[mine], -rank[mine]))]
+        ranked.append([(lo + int(w_idx[i]), int(tokens[i]), float(tok_logp[i]), float(gate[i])) for i in mine])
+    return ranked
+
+
+def _denoise_verified(x: np.ndarray, window: tuple[int, int], backend: Backend, config: SamplerConfig, mask_id: int,
+                      on_step: OnStep | None, suppress: tuple[int, ...], suppress_rows: np.ndarray,
+                      never: tuple[int, ...]) -> SampleResult:
+    """``denoise`` with policy ``verify``: exactly the tokens a greedy decode revealing one token per
+    step would give, in fewer passes where the model agrees with itself.
+
+    Each pass runs ``VERIFY_ROWS`` states per row: the current one with its next greedy token
+    revealed, then with each of the next-ranked tokens (a draft; with a threshold, only those
+    whose confidence passes it) revealed one more at a time. A drafted token is kept only if the
+    state before it, run through the model, picks that very position and token next; the first
+    state that picks otherwise is where the row continues, its prediction already at hand. The
+    batch keeps one shape, so a caching backend encodes the context once.
+    """
+    k = VERIFY_ROWS
+    logprobs = np.zeros(x.shape, dtype=np.float32)
+    rows_suppressed = np.repeat(suppress_rows, k)
+    heads = _scored(np.repeat(x, k, axis=0), window, backend, config, mask_id, 0, suppress, rows_suppressed,
+                    never)[::k]
+    passes = 1
+    while (x == mask_id).any():
+        batch = np.repeat(x, k, axis=0)
+        drafts = []
+        for r, ranked in enumerate(heads):
+            draft = ranked[:1] + [c for c in ranked[1:k] if config.cut is None or c[3] > config.cut]
+            drafts.append(draft)
+            for j in range(k):
+                for pos, tok, _, _ in draft[:j + 1]:
+                    batch[r * k + j, pos] = tok
+        ran = (batch == mask_id).any()
+        checked = _scored(batch, window, backend, config, mask_id, passes, suppress, rows_suppressed, never)
+        passes += int(ran)
+        revealed = np.zeros(x.shape, dtype=bool)
+        for r, draft in enumerate(drafts):
+            if not draft:
+                continue
+            # state j holds draft[:j+1]; draft[j+1] is kept when state j picks it next, with the
+            # log-probability state j gives it (the one the one-token-per-step decode records)
+            kept = draft[:1]
+            while len(kept) < len(draft) and checked[r * k + len(kept) - 1][:1] \
+                    and checked[r * k + len(kept) - 1][0][:2] == draft[len(kept)][:2]:
+                kept.append(checked[r * k + len(kept) - 1][0])
+            for pos, tok, lp, _ in kept:
+                x[r, pos], logprobs[r, pos], revealed[r, pos] = tok, lp, True
+            heads[r] = checked[r * k + len(kept) - 1]
+        if on_step is not None and on_step(StepState(passes - 1, x, x == mask_id, revealed, passes)):
+            return SampleResult(x, logprobs, passes, passes - 1, bool((x == mask_id).any()))
+    return SampleResult(x, logprobs, passes, passes - 1, False)
 
 
 # ---- spans that change length ---------------------------------------------------------------
@@ -357,6 +475,9 @@ def denoise_lengths(
     most as many expansions, and only while the returned rows stay within ``lengths.max_len``,
     so every step reveals or removes a mask or spends one of those expansions: the run ends.
     """
+    check_policy(config)
+    if config.policy == "verify":
+        raise DcoderError("--policy verify checks fixed-length spans: use it with --length pad")
     ids = np.asarray(ids, dtype=np.int64)
     fixed = np.zeros(len(ids), dtype=bool) if fixed is None else fixed
     rows = [_Row(ids[r], slots, bool(fixed[r]), lengths, mask_id) for r in range(len(ids))]

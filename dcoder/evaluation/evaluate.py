@@ -144,6 +144,7 @@ class Fill:
     forward_passes: int = 0
     tokens: int = 0  # tokens of the fill text (span padding not counted)
     seconds: float | None = None  # None: no model ran
+    positions: int = 0  # masked positions the run resolved, span padding included
 
 
 Filler = Callable[[Task, int], Fill]
@@ -203,7 +204,8 @@ class ModelFiller:
             return Fill("", seconds=time.perf_counter() - start)  # no fill in time: scored as an empty one
         seconds = time.perf_counter() - start
         text = result.edits[0].text
-        return Fill(text, result.forward_passes, len(self.engine.tokenizer.encode(text)), seconds)
+        return Fill(text, result.forward_passes, len(self.engine.tokenizer.encode(text)), seconds,
+                    result.generated_tokens)
 
 
 # ---- running a file ---------------------------------------------------------------------------
@@ -287,8 +289,13 @@ def summarize(results: list[TaskResult], samples: int, by_kind: bool = True) -> 
     out["parse_rate"] = _mean([x for r in results for x in r.parsed])
     ran = [f for r in results for f in r.fills if f.seconds is not None]
     tokens = sum(f.tokens for f in ran)
-    out["forward_passes_per_token"] = sum(f.forward_passes for f in ran) / tokens if tokens else None
+    passes, positions = sum(f.forward_passes for f in ran), sum(f.positions for f in ran)
+    out["forward_passes_per_token"] = passes / tokens if tokens else None
+    out["tokens_per_forward"] = tokens / passes if passes else None
+    # what the sampler resolves in parallel: every masked position, padding included
+    out["positions_per_forward"] = positions / passes if passes else None
     out["median_latency_s"] = statistics.median(f.seconds for f in ran) if ran else None
+    out["ms_per_task"] = 1000 * sum(f.seconds for f in ran) / len(results) if ran else None
     if by_kind:
         kinds = sorted({r.task.kind for r in results if r.task.kind is not None})
         out["by_kind"] = {k: summarize([r for r in results if r.task.kind == k], samples, False) for k in kinds}

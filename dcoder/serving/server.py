@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from dcoder.config import ALGS, LENGTH_MODES, InfillOptions, LengthConfig, SamplerConfig, bounds
+from dcoder.config import (ALGS, LENGTH_MODES, POLICIES, InfillOptions, LearnedPolicy, LengthConfig, SamplerConfig,
+                           bounds)
 from dcoder.engine.engine import Engine
 from dcoder.engine.spans import find_holes
 from dcoder.errors import DcoderError
@@ -56,6 +57,7 @@ class ServeConfig:
     timeout_s: float = 60.0  # per request: the run stops then, the client gets 504
     queue_size: int = 16  # requests waiting for the model; more get 503
     cors_origins: tuple[str, ...] = ()  # none: browsers' cross-origin requests are refused
+    policy_file: str | None = None  # the learned unmasking policy requests with policy "learned" get
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -114,6 +116,7 @@ class Sampler(Strict):
     steps: int = _declared(SamplerConfig, "steps", MAX_STEPS)
     threshold: float | None = _declared(SamplerConfig, "threshold")
     alg: Literal[ALGS] = SamplerConfig.alg  # type: ignore[valid-type]
+    policy: Literal[POLICIES] = SamplerConfig.policy  # type: ignore[valid-type]
     alg_temp: float = Field(SamplerConfig.alg_temp, ge=0, le=100)
     temperature: float = _declared(SamplerConfig, "temperature")
     top_k: int | None = Field(None, ge=1)
@@ -189,8 +192,9 @@ def check_document(text: str, max_chars: int, what: str = "the document") -> Non
         raise ApiError(400, f"{what} is not valid Unicode (a lone surrogate)") from None
 
 
-def infill_work(body: InfillRequest, max_chars: int):
-    """Check the request against the document; return the engine call to queue."""
+def infill_work(body: InfillRequest, max_chars: int, learned: LearnedPolicy | None = None):
+    """Check the request against the document; return the engine call to queue. ``learned``: the
+    server's learned policy (--policy-file), for requests that ask for it."""
     text = body.text
     check_document(text, max_chars)
     for c in body.context:
@@ -209,10 +213,13 @@ def infill_work(body: InfillRequest, max_chars: int):
     if body.min_confidence is not None and not body.refine:
         raise ApiError(400, "min_confidence goes with refine")
     s = body.sampler
+    if s.policy == "learned" and learned is None:
+        raise ApiError(400, "sampler.policy learned: this server has no learned policy (dcoder serve --policy-file)")
     try:
         options = InfillOptions(
             sampler=SamplerConfig(steps=s.steps, threshold=s.threshold, alg=s.alg, alg_temp=s.alg_temp,
-                                  temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed),
+                                  temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, seed=s.seed,
+                                  policy=s.policy, learned=learned),
             max_tokens=body.max_tokens, exact_length=body.exact_length, candidates=body.candidates,
             language=body.language, repair_rounds=body.repair, search_tokens=body.search_tokens,
             lengths=LengthConfig(body.length, body.max_span), deadline=body.deadline, scope_bias=body.scope_bias,
@@ -423,6 +430,9 @@ def sse(data) -> bytes:
 
 
 def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
+    from dcoder.engine.policy import load_policy
+
+    learned = None if config.policy_file is None else load_policy(config.policy_file, engine.folder)
     inference = InferenceQueue(engine, config.queue_size)
 
     @contextlib.asynccontextmanager
@@ -554,7 +564,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
     @app.post("/v1/infill")
     async def infill_endpoint(body: InfillRequest, request: Request):
         check_model(body.model)
-        work = infill_work(body, config.max_document_chars)
+        work = infill_work(body, config.max_document_chars, learned)
         if not body.stream:
             result = await run_once(work, body, request)
             return infill_json(body.text, result, model_id)

@@ -23,6 +23,8 @@ export const SERVER_SETTINGS = [
   "length",
   "maxSpan",
   "deadline",
+  "policy",
+  "policyFile",
   "scopeBias",
   "workspaceContext",
   "workspaceExclude",
