@@ -156,3 +156,15 @@ def test_denoising_picks_the_name_in_scope_with_the_bias_and_the_new_one_without
 def test_scope_bias_out_of_bounds_is_refused(value):
     with pytest.raises(DcoderError, match="--scope-bias must be from 0 to 10"):
         InfillOptions(scope_bias=value)
+
+
+def test_a_model_with_more_logits_than_tokens(tokenizer):
+    bias = NameBias(tokenizer, ("validate_inst",), 2.0, mask=-1)
+    wide = np.zeros((1, tokenizer.vocab_size + 8), dtype=np.float32)
+    wide[0, tokenizer.encode("unknown")[0]] = 0.5
+    wide -= np.log(np.exp(wide).sum(-1, keepdims=True))
+    before = wide.copy()
+    row = np.array([_spelled(tokenizer, "x = ") + [-1]])
+    bias(row, np.array([0]), np.array([row.shape[1] - 1]), wide)
+    assert np.array_equal(wide[0, -8:], before[0, -8:])  # the logits past the tokenizer are no identifier
+    assert wide[0, _spelled(tokenizer, "validate_inst")[0]] > before[0, _spelled(tokenizer, "validate_inst")[0]]

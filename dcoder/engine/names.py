@@ -26,26 +26,29 @@ _ENDS_WORD = re.compile(r"\w$")
 
 
 class _Kinds:
-    """Which tokens of a vocabulary begin, continue or end an identifier (computed once per tokenizer)."""
+    """Which tokens begin, continue or end an identifier, for ``width`` token ids (a model may
+    have more logits than its tokenizer has tokens: those are no identifier)."""
 
-    def __init__(self, tokenizer: Tokenizer):
-        texts = tokenizer.texts
+    def __init__(self, tokenizer: Tokenizer, width: int):
+        texts = list(tokenizer.texts) + [""] * (width - len(tokenizer.texts))
         self.begins = np.array([bool(_BEGINS.fullmatch(t)) for t in texts])
         self.continues = np.array([bool(_CONTINUES.fullmatch(t)) for t in texts])
         self.ends_word = np.array([bool(_ENDS_WORD.search(t)) for t in texts])
         self.spaced = np.array([t.startswith(" ") for t in texts])
+        self.spaced_begins = self.begins & self.spaced
 
 
 @functools.lru_cache(maxsize=4)
-def _kinds(tokenizer: Tokenizer) -> _Kinds:
-    return _Kinds(tokenizer)
+def _kinds(tokenizer: Tokenizer, width: int) -> _Kinds:
+    return _Kinds(tokenizer, width)
 
 
 class NameBias:
     """Called by the sampler on each step's log-probabilities (see ``__call__``)."""
 
     def __init__(self, tokenizer: Tokenizer, names: tuple[str, ...], strength: float, mask: int):
-        self.kinds = _kinds(tokenizer)
+        self.tokenizer = tokenizer
+        self.kinds = _kinds(tokenizer, tokenizer.vocab_size)
         self.strength = float(strength)
         self.mask = mask
         self.trie: dict = {}  # token -> the trie of the tokens that may follow it in a name
@@ -60,7 +63,6 @@ class NameBias:
             self.depth = max(self.depth, len(ids))
         self.first = np.fromiter(self.trie, dtype=np.int64, count=len(self.trie))
         self.spaced_first = self.first[self.kinds.spaced[self.first]]
-        self.spaced_begins = self.kinds.begins & self.kinds.spaced
 
     def _after(self, row: np.ndarray, p: int):
         """The trie node the tokens just before position ``p`` of ``row`` lead to, when they spell
@@ -91,6 +93,8 @@ class NameBias:
         """Bias ``logp`` (N, V), in place: row j is the prediction for ``ids[rows[j], positions[j]]``."""
         if self.strength == 0 or not self.trie:
             return
+        if logp.shape[1] > len(self.kinds.begins):
+            self.kinds = _kinds(self.tokenizer, logp.shape[1])
         k = self.kinds
         top = logp.argmax(axis=-1)
         begin, spaced = [], []
@@ -106,11 +110,13 @@ class NameBias:
         if begin:
             self._shift(logp, np.array(begin), self.first, k.begins)
         if spaced and len(self.spaced_first):
-            self._shift(logp, np.array(spaced), self.spaced_first, self.spaced_begins)
+            self._shift(logp, np.array(spaced), self.spaced_first, k.spaced_begins)
 
     def _shift(self, logp: np.ndarray, rows: np.ndarray, boost: np.ndarray, group: np.ndarray) -> None:
         """Add ``strength`` to the ``boost`` tokens of ``rows``, and take the gain back from the
         ``group`` tokens (which hold ``boost``) so the group keeps its probability."""
+        width = logp.shape[1]  # fewer logits than tokens: the names' tokens past them cannot come
+        boost, group = boost[boost < width], group[:width]
         whole = len(rows) == len(logp)
         sub = logp if whole else logp[rows]  # every row biased the same way: no copy
         p = np.exp(sub)
