@@ -11,7 +11,16 @@ import time
 from pathlib import Path
 
 from dcoder import __version__
-from dcoder.config import ALGS, LENGTH_MODES, POLICIES, InfillOptions, LengthConfig, SamplerConfig, bounds
+from dcoder.config import (
+    ALGS,
+    EXPORT_DTYPES,
+    LENGTH_MODES,
+    POLICIES,
+    InfillOptions,
+    LengthConfig,
+    SamplerConfig,
+    bounds,
+)
 from dcoder.engine.engine import BUILTIN_MODEL
 from dcoder.engine.runtime import PROVIDERS, RuntimeOptions
 from dcoder.errors import DcoderError
@@ -715,7 +724,7 @@ def add_export_parser(sub) -> None:
     p = sub.add_parser("export", help="export a checkpoint to an ONNX model folder for the runtime")
     p.add_argument("checkpoint", metavar="CHECKPOINT_DIR")
     p.add_argument("out", metavar="OUT_DIR", help="new (or empty) folder to write")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32",
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, default=EXPORT_DTYPES[0],
                    help="fp32, fp16 (the GPU format) or int8 (the CPU format); default fp32")
     p.set_defaults(func=cmd_export)
 
@@ -732,7 +741,7 @@ def cmd_pull(args) -> int:
 def add_pull_parser(sub) -> None:
     p = sub.add_parser("pull", help="download a Hugging Face model and export it for the runtime")
     p.add_argument("name", metavar="ORG/NAME[@REVISION]", help="hub model, e.g. fredzzp/open-dcoder-0.5B")
-    p.add_argument("--dtype", choices=("auto", "fp32", "fp16", "int8"), default="auto",
+    p.add_argument("--dtype", choices=("auto", *EXPORT_DTYPES), default="auto",
                    help="export format (default auto: fp16 with a usable GPU, else int8, the faster on a "
                         "CPU; a model already pulled is kept in its format)")
     p.set_defaults(func=cmd_pull)
@@ -771,7 +780,7 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--synthetic", metavar="SHAPE", help="bench a random checkpoint of this shape: "
                    "tiny, small, qwen2.5-1.5b, diffucoder-7b, open-dcoder-0.5b, coda-1.7b, llada-8b "
                    "(made and exported first)")
-    p.add_argument("--dtype", choices=("fp32", "fp16", "int8"), default="fp32", help="export format for --synthetic")
+    p.add_argument("--dtype", choices=EXPORT_DTYPES, default=EXPORT_DTYPES[0], help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
     p.add_argument("--serve", metavar="URL", help="instead: load a running dcoder server (dcoder serve) with "
                    "--requests completions of --span tokens from --clients concurrent clients; token from $DCODER_TOKEN")

@@ -80,6 +80,7 @@ class SpecialTokens:
         return tuple(t for t in (self.expand, self.delete) if t is not None)
 
 
+EXPORT_DTYPES = ("fp32", "fp16", "int8")  # formats of an exported model folder (dcoder export)
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 # How the tokens revealed at a step are chosen (dcoder.engine.sampler): ``confidence`` by --threshold
 # (or the --steps schedule), ``learned`` by a classifier trained on the model's own denoising

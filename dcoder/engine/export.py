@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from dcoder import __version__
+from dcoder.config import EXPORT_DTYPES
 from dcoder.engine.checkpoint import Checkpoint, open_checkpoint
 from dcoder.engine.families import family_of, parameter_count
 from dcoder.engine.manifest import FORMAT, GRAPHS, MANIFEST_NAME, WEIGHTS_NAME, load_manifest, sha256_file
@@ -24,7 +25,7 @@ from dcoder.engine.onnx_graph import OPSET, Shapes, build_graph
 from dcoder.engine.weights_file import WeightSource, WeightsWriter, checkpoint_shards, write_weights
 from dcoder.errors import DcoderError
 
-DTYPES = ("fp32", "fp16", "int8")
+DTYPES = EXPORT_DTYPES
 
 
 def _import_onnx():
