@@ -223,6 +223,12 @@ class OnnxBackend:
         finally:
             self.cache = None
 
+    @property
+    def takes_mask(self) -> bool:
+        """Whether the step graph takes an attention mask (folders exported before it did not),
+        which spans of several runs need to share a pass (``merge.py``)."""
+        return any(i.name == "mask" for i in self.session("step").get_inputs())
+
     def interrupt(self) -> None:
         """End the forward pass in flight, if any (from another thread: a cancelled request must
         not wait for a long pass to finish); that pass raises ``Interrupted``."""
@@ -357,6 +363,9 @@ class OnnxBackend:
             for i in range(self.manifest.num_layers):
                 binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
                 binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
+            if self.takes_mask:  # one run alone attends to all of its context and span
+                total = self.cache.values[0].shape()[2] + span_ids.shape[1]
+                binding.bind_cpu_input("mask", np.ones((span_ids.shape[0], total), dtype=bool))
             binding.bind_output("logprobs", "cpu")
             sess.run_with_iobinding(binding, run_options)
             return binding.get_outputs()[0].numpy()
