@@ -631,7 +631,8 @@ def cmd_serve(args) -> int:
     from dcoder.serving.server import ServeConfig, read_token, serve
 
     given = {"host": args.host, "port": args.port, "max_body_bytes": args.max_body, "timeout_s": args.timeout,
-             "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file}
+             "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file,
+             "batch": args.batch, "batch_wait_ms": args.batch_wait}
     config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
                          **{k: v for k, v in given.items() if v is not None})
     name = args.name or (Path(args.model).name if args.model else "dcoder")
@@ -690,6 +691,10 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request time limit (default 60)")
     p.add_argument("--queue", type=int, metavar="N", help="requests that may wait for the model; more get 503 "
                    "(default 16)")
+    p.add_argument("--batch", type=int, metavar="N", help="requests denoised together, their step passes merged "
+                   "(default 8; 1: requests take turns)")
+    p.add_argument("--batch-wait", type=float, metavar="MS", help="how long a merged pass waits for the other "
+                   "running requests (default 2 ms)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
     p.add_argument("--policy-file", metavar="FILE", help="learned unmasking policy for requests with sampler.policy "
