@@ -788,8 +788,12 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--dtype", choices=EXPORT_DTYPES, default=EXPORT_DTYPES[0], help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
     p.add_argument("--serve", metavar="URL", help="instead: load a running dcoder server (dcoder serve) with "
-                   "--requests completions of --span tokens from --clients concurrent clients; token from $DCODER_TOKEN")
-    p.add_argument("--clients", type=int, default=4, metavar="N", help="with --serve: concurrent clients (default 4)")
+                   "--requests completions of --span tokens from --clients concurrent clients; token from "
+                   "$DCODER_TOKEN. 'local': start one server per --batches value here and compare them")
+    p.add_argument("--clients", default="4", metavar="N[,N...]", help="with --serve: concurrent clients, "
+                   "one figure per count (default 4)")
+    p.add_argument("--batches", default="1,8", metavar="N[,N...]", help="with --serve local: the servers' --batch "
+                   "values (default 1,8: requests taking turns, then denoised together)")
     p.add_argument("--requests", type=int, default=32, metavar="N", help="with --serve: requests in all (default 32)")
     p.add_argument("--export-memory", action="store_true",
                    help="with --synthetic: only export it, and report the export's peak memory")
