@@ -104,7 +104,8 @@ def test_exported_graphs_match_transformers(family, family_ckpt, onnx_folder):
     outs = encode.run(None, {"ids": ids.numpy(), "positions": positions, "rows": span, "context": context})
     ref_lp = torch.log_softmax(torch.from_numpy(theirs), -1).numpy()
     assert np.abs(outs[0] - ref_lp[:, span]).max() <= 1e-4
-    feed = {"ids": ids.numpy()[:, span], "positions": positions[:, span], "rows": np.arange(len(span))}
+    feed = {"ids": ids.numpy()[:, span], "positions": positions[:, span], "rows": np.arange(len(span)),
+            "mask": np.ones((len(ids), ids.shape[1]), dtype=bool)}  # context and span: all of the sequence
     for i in range(ckpt.config.num_hidden_layers):
         feed[f"past_key_{i}"], feed[f"past_value_{i}"] = outs[1 + 2 * i], outs[2 + 2 * i]
     step = ort.InferenceSession(str(out / "step.onnx"), providers=["CPUExecutionProvider"]).run(None, feed)[0]
