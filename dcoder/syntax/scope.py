@@ -53,36 +53,39 @@ def _text(node) -> str:
     return node.text.decode("utf-8", "replace").lstrip(_SIGILS)
 
 
-def _named_by(node, index: dict[int, int]):
-    """The scope node whose own name ``node`` is (reached from it through ``_NAME_FIELDS``
-    only), or None."""
-    child, parent = node, node.parent
-    while parent is not None:
-        if not any(c.id == child.id for f in _NAME_FIELDS for c in parent.children_by_field_name(f)):
-            return None
-        if parent.id in index:
-            return parent
-        child, parent = parent, parent.parent
-    return None
+def _own_names(scope_nodes: list) -> dict[int, object]:
+    """Each scope node's own names (the nodes reached from it through ``_NAME_FIELDS`` only, not
+    through another scope), by node id: the scope node they name. Walked down from the scopes,
+    as asking a node's parent for its fields scans all of a file's top-level statements."""
+    scopes = {n.id for n in scope_nodes}
+    own: dict[int, object] = {}
+    todo = [(n, n) for n in scope_nodes]
+    while todo:
+        node, scope = todo.pop()
+        for field in _NAME_FIELDS:
+            for child in node.children_by_field_name(field):
+                if child.id not in scopes:
+                    own[child.id] = scope
+                    todo.append((child, scope))
+    return own
 
 
-def _owner(node, index: dict[int, int]) -> int:
+def _owner(node, index: dict[int, int], own: dict[int, object]) -> int:
     """The scope a definition belongs to: the innermost scope node around it (for a function's
     or class's own name, the one around that definition)."""
-    named = _named_by(node, index)
-    parent = (node if named is None else named).parent
+    parent = own.get(node.id, node).parent
     while parent is not None and parent.id not in index:
         parent = parent.parent
     return index[parent.id] if parent is not None else -1
 
 
-def _class_of(node, index: dict[int, int]) -> int:
+def _class_of(node, index: dict[int, int], own: dict[int, object]) -> int:
     """The scope a field belongs to: the nearest class around it (a ``self.x`` in a method is
     the class's), or else the innermost scope (a Go or C struct's fields are its file's)."""
     up = node.parent
     while up is not None and not (up.type in _CLASS_TYPES and up.id in index):
         up = up.parent
-    return index[up.id] if up is not None else _owner(node, index)
+    return index[up.id] if up is not None else _owner(node, index, own)
 
 
 def _captures(doc: Document, query, around: tuple[int, int] | None) -> dict[str, list]:
@@ -111,8 +114,9 @@ def _scopes(doc: Document, around: tuple[int, int] | None) -> _Scopes | None:
     captures = _captures(doc, query, around)
     scope_nodes = sorted(captures.get("local.scope", []), key=lambda n: (n.start_byte, -n.end_byte))
     index = {n.id: i for i, n in enumerate(scope_nodes)}
-    defined = [(_text(node), _owner(node, index)) for node in captures.get("local.definition", [])]
-    fields = [(_text(node), _class_of(node, index)) for node in captures.get("local.definition.field", [])]
+    own = _own_names(scope_nodes)
+    defined = [(_text(node), _owner(node, index, own)) for node in captures.get("local.definition", [])]
+    fields = [(_text(node), _class_of(node, index, own)) for node in captures.get("local.definition.field", [])]
     inner = {name for name, scope in defined if scope > 0}
     free = sorted({_text(n) for n in captures.get("local.reference", [])} - inner)
     return _Scopes(tuple((n.start_byte, n.end_byte) for n in scope_nodes), tuple(defined), tuple(fields), tuple(free))
