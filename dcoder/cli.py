@@ -631,7 +631,8 @@ def cmd_serve(args) -> int:
     from dcoder.serving.server import ServeConfig, read_token, serve
 
     given = {"host": args.host, "port": args.port, "max_body_bytes": args.max_body, "timeout_s": args.timeout,
-             "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file}
+             "max_document_chars": args.max_document, "queue_size": args.queue, "policy_file": args.policy_file,
+             "batch": args.batch, "batch_wait_ms": args.batch_wait}
     config = ServeConfig(token=read_token(args.token_file), cors_origins=tuple(args.cors_origin),
                          **{k: v for k, v in given.items() if v is not None})
     name = args.name or (Path(args.model).name if args.model else "dcoder")
@@ -690,6 +691,10 @@ def add_serve_parser(sub) -> None:
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="per-request time limit (default 60)")
     p.add_argument("--queue", type=int, metavar="N", help="requests that may wait for the model; more get 503 "
                    "(default 16)")
+    p.add_argument("--batch", type=int, metavar="N", help="requests denoised together, their step passes merged "
+                   "(default 8; 1: requests take turns)")
+    p.add_argument("--batch-wait", type=float, metavar="MS", help="how long a merged pass waits for the other "
+                   "running requests (default 2 ms)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser requests from ORIGIN (repeatable; default: none)")
     p.add_argument("--policy-file", metavar="FILE", help="learned unmasking policy for requests with sampler.policy "
@@ -783,8 +788,12 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--dtype", choices=EXPORT_DTYPES, default=EXPORT_DTYPES[0], help="export format for --synthetic")
     p.add_argument("--workdir", metavar="DIR", help="where --synthetic writes its folders (default: a temporary folder, deleted afterwards)")
     p.add_argument("--serve", metavar="URL", help="instead: load a running dcoder server (dcoder serve) with "
-                   "--requests completions of --span tokens from --clients concurrent clients; token from $DCODER_TOKEN")
-    p.add_argument("--clients", type=int, default=4, metavar="N", help="with --serve: concurrent clients (default 4)")
+                   "--requests completions of --span tokens from --clients concurrent clients; token from "
+                   "$DCODER_TOKEN. 'local': start one server per --batches value here and compare them")
+    p.add_argument("--clients", default="4", metavar="N[,N...]", help="with --serve: concurrent clients, "
+                   "one figure per count (default 4)")
+    p.add_argument("--batches", default="1,8", metavar="N[,N...]", help="with --serve local: the servers' --batch "
+                   "values (default 1,8: requests taking turns, then denoised together)")
     p.add_argument("--requests", type=int, default=32, metavar="N", help="with --serve: requests in all (default 32)")
     p.add_argument("--export-memory", action="store_true",
                    help="with --synthetic: only export it, and report the export's peak memory")

@@ -66,13 +66,40 @@ def test_encode_and_step_match_torch(name, exported, torch_models):
     for i, (k, v) in enumerate(cache):
         assert np.abs(outs[1 + 2 * i] - k.numpy()[:, :, context]).max() <= 1e-4
         assert np.abs(outs[2 + 2 * i] - v.numpy()[:, :, context]).max() <= 1e-4
-    feed = {"ids": ids[:, span], "positions": positions(2, 18, 30), "rows": np.arange(len(span))}
+    feed = {"ids": ids[:, span], "positions": positions(2, 18, 30), "rows": np.arange(len(span)),
+            "mask": np.ones((2, len(context) + len(span)), dtype=bool)}
     for i in range(len(cache)):
         feed[f"past_key_{i}"], feed[f"past_value_{i}"] = outs[1 + 2 * i], outs[2 + 2 * i]
     step = session(folder, "step").run(None, feed)[0]
     assert np.abs(step - ref[:, span]).max() <= 1e-4
     feed["rows"] = np.array([0, 7, 11])
     assert np.abs(session(folder, "step").run(None, feed)[0] - ref[:, span[[0, 7, 11]]]).max() <= 1e-4
+
+
+@pytest.mark.parametrize("name", CKPTS)
+def test_step_with_padding_masked_out_matches(name, exported, torch_models):
+    """Another run's padding (cached slots past this context, span tokens past this span) changes
+    nothing once the mask hides it: what lets runs of different lengths share one step pass."""
+    folder, model = exported(name), torch_models[name]
+    ids = random_ids(1, 40, seed=3)
+    span, context = np.arange(10, 20), np.concatenate([np.arange(10), np.arange(20, 40)])
+    with torch.inference_mode():
+        ref = torch.log_softmax(model(torch.from_numpy(ids)), dim=-1).numpy()[:, span]
+    outs = session(folder, "encode").run(None, {"ids": ids, "positions": positions(1, 0, 40), "rows": span,
+                                                "context": context})
+    extra_ctx, extra_span = 9, 5
+    rng = np.random.default_rng(4)
+    feed = {"ids": np.concatenate([ids[:, span], random_ids(1, extra_span, seed=5)], axis=1),
+            "positions": positions(1, 10, 20 + extra_span), "rows": np.arange(len(span))}
+    for i in range((len(outs) - 1) // 2):
+        for name_, out in ((f"past_key_{i}", outs[1 + 2 * i]), (f"past_value_{i}", outs[2 + 2 * i])):
+            junk = rng.normal(size=(*out.shape[:2], extra_ctx, out.shape[3])).astype(out.dtype)
+            feed[name_] = np.concatenate([out, junk], axis=2)
+    mask = np.zeros((1, len(context) + extra_ctx + len(span) + extra_span), dtype=bool)
+    mask[0, :len(context)] = True
+    mask[0, len(context) + extra_ctx:len(context) + extra_ctx + len(span)] = True
+    feed["mask"] = mask
+    assert np.abs(session(folder, "step").run(None, feed)[0] - ref).max() <= 1e-4
 
 
 @pytest.mark.parametrize("name", CKPTS)
@@ -116,7 +143,7 @@ def test_manifest_describes_the_folder(exported, dream_ckpt):
     assert step["inputs"][2]["shape"] == ["batch", 2, "context", 16]
     encode = m["graphs"]["encode"]
     assert [o["name"] for o in encode["outputs"]] == ["logprobs", "key_0", "value_0", "key_1", "value_1"]
-    assert [i["name"] for i in step["inputs"]][-1] == "rows"
+    assert [i["name"] for i in step["inputs"]][-2:] == ["rows", "mask"]
     # the graphs carry no weights of their own: all of them read the one shared weights file
     for g in m["graphs"].values():
         data = (folder / g["file"]).read_bytes()

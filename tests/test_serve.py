@@ -311,3 +311,14 @@ def test_bench_serve_prints_figures(server, monkeypatch, capsys):
     figures = json.loads(capsys.readouterr().out)
     assert figures["status"] == {"200": 4} and figures["latency_ms"]["p50"] > 0 and figures["requests_per_s"] > 0
     assert main(["bench", "--serve", server.url, "--clients", "0"]) == 2
+
+
+def test_bench_serve_local_compares_batch_settings(capsys):
+    from dcoder.cli import main
+
+    assert main(["bench", "--serve", "local", "--batches", "1,2", "--clients", "1,2", "--requests", "2",
+                 "--span", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [(r["batch"], r["clients"]) for r in out["rows"]] == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    assert all(r["status"] == {"200": 2} and r["throughput_vs_batch_1"] > 0 for r in out["rows"])
+    assert main(["bench", "--serve", "local", "--batches", "1,x"]) == 2

@@ -8,9 +8,11 @@ Graphs (B batch, T tokens, W span tokens, R logit rows, C cached tokens):
 - ``encode``: ids, positions (B, T), rows (R,), context (C,) -> log-probabilities of the
   ``rows`` (B, R, V) and, per layer, keys (after rotary) and values of the ``context`` tokens (B, kv, C, d).
   Every token attends to every other, so the context may be prefix and suffix together;
-- ``step``: ids, positions (B, W) of the span, the cached keys/values and rows (R,) of the span
-  -> log-probabilities of those rows (B, R, V): the sampler asks only for positions still
-  masked, which saves most of the vocabulary projection in the later steps.
+- ``step``: ids, positions (B, W) of the span, the cached keys/values, rows (R,) of the span and
+  mask (B, C + W), which cached and span tokens each row attends to, -> log-probabilities of those
+  rows (B, R, V): the sampler asks only for positions still masked, which saves most of the
+  vocabulary projection in the later steps. The mask lets spans of different requests, with
+  contexts and spans of different lengths, share one padded pass (``merge.py``).
 ``encode`` and ``step`` end in LogSoftmax because onnxruntime's is several times faster than
 numpy's exp over a large vocabulary, and the sampler runs it at every step.
 """
@@ -146,7 +148,7 @@ def repeat_kv(g: Graph, s: Shapes, x: str) -> str:
 
 
 def attention(g: Graph, s: Shapes, i: int, x: str, cos: str, sin: str, past: tuple[str, str] | None,
-              keep: str | None, rows: str | None = None) -> tuple[str, tuple[str, str] | None]:
+              keep: str | None, rows: str | None = None, mask: str = "") -> tuple[str, tuple[str, str] | None]:
     """Bidirectional attention of layer i; returns its output (at ``rows`` only, if given: every
     token still gives its key and value) and the keys/values to cache.
 
@@ -170,7 +172,10 @@ def attention(g: Graph, s: Shapes, i: int, x: str, cos: str, sin: str, past: tup
     if keep is not None:
         cached = (g.op("Gather", heads(g, k, nkv, hd), keep, axis=2), g.op("Gather", heads(g, v, nkv, hd), keep, axis=2))
     if past is not None:
-        y = g.op("Attention", q, k, v, "", *past, outputs=3, q_num_heads=nh, kv_num_heads=nkv)[0]
+        if mask:  # onnxruntime's kernel wants the mask at every query: (B, 1, 1, C + W) -> (B, 1, Q, C + W)
+            queries = g.op("Shape", q, start=1, end=2)
+            mask = g.op("Expand", mask, g.op("Concat", g.const([1, 1]), queries, g.const([1]), axis=0))
+        y = g.op("Attention", q, k, v, mask, *past, outputs=3, q_num_heads=nh, kv_num_heads=nkv)[0]
     else:
         y = g.op("MultiHeadAttention", q, repeat_kv(g, s, k), repeat_kv(g, s, v), domain="com.microsoft", num_heads=nh)
     return linear(g, s, y, f"l{i}.o"), cached
@@ -183,20 +188,23 @@ def mlp(g: Graph, s: Shapes, i: int, x: str) -> str:
 
 
 def transformer(g: Graph, s: Shapes, ids: str, positions: str, rows: str | None = None,
-                past: list[tuple[str, str]] | None = None, keep: str | None = None, normalize: bool = False):
+                past: list[tuple[str, str]] | None = None, keep: str | None = None, normalize: bool = False,
+                mask: str | None = None):
     """Logits (float32; log-probabilities if ``normalize``) for ``ids`` (only the ``rows`` if
-    given) and the per-layer cache for ``keep``."""
+    given) and the per-layer cache for ``keep``; ``mask`` (B, C + W) limits what each row attends to."""
     from onnx import TensorProto
 
     x = g.op("Gather", g.w("embed"), ids, axis=0)
     cos, sin = rotary_tables(g, s, positions)
+    attend = g.op("Unsqueeze", mask, g.const([1, 2])) if mask else ""  # (B, 1, 1, C + W): every head, every query
     cache = []
     last = s.cfg.num_hidden_layers - 1
     for i in range(s.cfg.num_hidden_layers):
         # the last layer's output is read at ``rows`` only: its other queries and MLP rows are
         # skipped (1/6 of the built-in model's encode pass)
         only = rows if i == last else None
-        a, kv = attention(g, s, i, rms_norm(g, s, x, f"l{i}.ln1"), cos, sin, past[i] if past else None, keep, only)
+        a, kv = attention(g, s, i, rms_norm(g, s, x, f"l{i}.ln1"), cos, sin, past[i] if past else None, keep, only,
+                          attend)
         if only is not None:
             x = g.op("Gather", x, only, axis=1)
         x = g.op("Add", x, a)
@@ -212,7 +220,7 @@ def transformer(g: Graph, s: Shapes, ids: str, positions: str, rows: str | None 
 
 
 def io(name: str, elem: int, shape: list) -> dict:
-    return {"name": name, "dtype": {1: "float32", 7: "int64", 10: "float16"}[elem], "shape": shape}
+    return {"name": name, "dtype": {1: "float32", 7: "int64", 9: "bool", 10: "float16"}[elem], "shape": shape}
 
 
 def build_graph(kind: str, s: Shapes, weights: WeightsWriter):
@@ -240,12 +248,13 @@ def build_graph(kind: str, s: Shapes, weights: WeightsWriter):
     else:
         for i in layers:
             inputs += [io(f"past_key_{i}", s.elem, cache_shape), io(f"past_value_{i}", s.elem, cache_shape)]
-        inputs.append(io("rows", TensorProto.INT64, ["rows"]))
+        inputs += [io("rows", TensorProto.INT64, ["rows"]), io("mask", TensorProto.BOOL, ["batch", "total"])]
         past = [(f"past_key_{i}", f"past_value_{i}") for i in layers]
-        logits, _ = transformer(g, s, "ids", "positions", rows="rows", past=past, normalize=True)
+        logits, _ = transformer(g, s, "ids", "positions", rows="rows", past=past, normalize=True, mask="mask")
         outputs = [io("logprobs", TensorProto.FLOAT, ["batch", "rows", s.cfg.vocab_size])]
         names = [logits]
-    elem_of = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64}
+    elem_of = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "int64": TensorProto.INT64,
+               "bool": TensorProto.BOOL}
     # rename the graph's final values to the public output names
     g.nodes += [helper.make_node("Identity", [n], [o["name"]]) for n, o in zip(names, outputs)]
     graph = helper.make_graph(

@@ -223,6 +223,12 @@ class OnnxBackend:
         finally:
             self.cache = None
 
+    @property
+    def takes_mask(self) -> bool:
+        """Whether the step graph takes an attention mask (folders exported before it did not),
+        which spans of several runs need to share a pass (``merge.py``)."""
+        return any(i.name == "mask" for i in self.session("step").get_inputs())
+
     def interrupt(self) -> None:
         """End the forward pass in flight, if any (from another thread: a cancelled request must
         not wait for a long pass to finish); that pass raises ``Interrupted``."""
@@ -306,60 +312,101 @@ class OnnxBackend:
 
     def predict(self, ids: np.ndarray, lo: int, hi: int, step: int, cols: np.ndarray | None = None) -> np.ndarray:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
-        b, t = ids.shape
-        a, z = shifted_window(lo, hi, self.shift)  # logit rows for positions lo..hi-1
-        cols = np.arange(hi - lo, dtype=np.int64) if cols is None else np.asarray(cols, dtype=np.int64)
-        s0, s1 = min(a, lo), max(z, hi)  # tokens recomputed at every pass (a shifted model needs lo-1)
-        context_ids = np.concatenate([ids[:, :s0], ids[:, s1:]], axis=1)
-        refresh = self.options.cache_refresh
-        stale = (
-            step == 0
-            or (refresh and step % refresh == 0)
-            or self.cache is None
-            or self.cache.key != (b, t, s0, s1)
-            or not np.array_equal(self.cache.context_ids, context_ids)
-        )
-        if stale:
-            return self.encode(ids, a + cols, (s0, s1), context_ids)
-        return self.step(ids, s0, s1, a - s0 + cols)
+        plan = PassPlan.of(ids, lo, hi, cols, self.shift)
+        if plan.stale(step, self.options.cache_refresh, self.cache):
+            return self.encode(ids, plan.rows, plan.span, plan.context_ids)
+        return self.step(ids, *plan.span, plan.step_rows)
 
     def encode(self, ids: np.ndarray, rows: np.ndarray, span: tuple[int, int], context_ids: np.ndarray):
         """Whole sequence: log-probabilities of ``rows``, and the cache of every token outside ``span``."""
-        b, t = ids.shape
+        context = np.concatenate([np.arange(span[0]), np.arange(span[1], ids.shape[1])]).astype(np.int64)
+
+        def bind_cache(binding):
+            for i in range(self.manifest.num_layers):
+                binding.bind_output(f"key_{i}", self.device, self.options.device_id)
+                binding.bind_output(f"value_{i}", self.device, self.options.device_id)
+
+        logprobs, values = self.encode_into(ids, rows, context, bind_cache)
+        self.cache = ContextCache((*ids.shape, *span), context_ids, values)
+        return logprobs
+
+    def encode_into(self, ids: np.ndarray, rows: np.ndarray, context: np.ndarray, bind_cache):
+        """The ``encode`` pass, its keys/values bound by ``bind_cache(binding)``: log-probabilities
+        of ``rows`` and the cache's OrtValues."""
         sess = self.session("encode")
-        positions = np.ascontiguousarray(np.broadcast_to(np.arange(t), ids.shape))
-        context = np.concatenate([np.arange(span[0]), np.arange(span[1], t)]).astype(np.int64)
+        positions = np.ascontiguousarray(np.broadcast_to(np.arange(ids.shape[1]), ids.shape))
         with self._pass("encode") as run_options:
             binding = sess.io_binding()
             binding.bind_cpu_input("ids", ids)
             binding.bind_cpu_input("positions", positions)
-            binding.bind_cpu_input("rows", rows)
+            binding.bind_cpu_input("rows", np.ascontiguousarray(rows, dtype=np.int64))
             binding.bind_cpu_input("context", context)
             binding.bind_output("logprobs", "cpu")
-            for i in range(self.manifest.num_layers):
-                binding.bind_output(f"key_{i}", self.device, self.options.device_id)
-                binding.bind_output(f"value_{i}", self.device, self.options.device_id)
+            bind_cache(binding)
             sess.run_with_iobinding(binding, run_options)
             outputs = binding.get_outputs()
-        self.cache = ContextCache((b, t, *span), context_ids.copy(), list(outputs[1:]))
-        return outputs[0].numpy()
+        return outputs[0].numpy(), list(outputs[1:])
 
     def step(self, ids: np.ndarray, s0: int, s1: int, rows: np.ndarray) -> np.ndarray:
         """Log-probabilities of span rows ``rows`` (of s0..s1-1), the span attending to itself and the cached context."""
-        sess = self.session("step")
         span_ids = np.ascontiguousarray(ids[:, s0:s1])
         positions = np.ascontiguousarray(np.broadcast_to(np.arange(s0, s1), span_ids.shape))
+
+        def bind_past(binding):
+            for i in range(self.manifest.num_layers):
+                binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
+                binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
+
+        mask = None
+        if self.takes_mask:  # one run alone attends to all of its context and span
+            mask = np.ones((span_ids.shape[0], self.cache.values[0].shape()[2] + span_ids.shape[1]), dtype=bool)
+        return self.step_with(span_ids, positions, rows, mask, bind_past)
+
+    def step_with(self, span_ids: np.ndarray, positions: np.ndarray, rows: np.ndarray, mask: np.ndarray | None,
+                  bind_past) -> np.ndarray:
+        """The ``step`` pass, its cached keys/values bound by ``bind_past(binding)``."""
+        sess = self.session("step")
         with self._pass("step") as run_options:
             binding = sess.io_binding()
             binding.bind_cpu_input("ids", span_ids)
             binding.bind_cpu_input("positions", positions)
-            binding.bind_cpu_input("rows", rows)
-            for i in range(self.manifest.num_layers):
-                binding.bind_ortvalue_input(f"past_key_{i}", self.cache.values[2 * i])
-                binding.bind_ortvalue_input(f"past_value_{i}", self.cache.values[2 * i + 1])
+            binding.bind_cpu_input("rows", np.ascontiguousarray(rows, dtype=np.int64))
+            bind_past(binding)
+            if mask is not None:
+                binding.bind_cpu_input("mask", mask)
             binding.bind_output("logprobs", "cpu")
             sess.run_with_iobinding(binding, run_options)
             return binding.get_outputs()[0].numpy()
+
+
+@dataclass(frozen=True)
+class PassPlan:
+    """What one ``predict`` call needs: the logit rows, the span recomputed at every pass and the
+    context around it, which the cache must hold for a ``step`` to do."""
+
+    rows: np.ndarray  # positions whose log-probabilities are asked for
+    span: tuple[int, int]  # s0, s1: tokens recomputed at every pass (a shifted model needs lo-1)
+    context_ids: np.ndarray
+    step_rows: np.ndarray  # ``rows`` counted from s0
+    key: tuple[int, int, int, int]  # batch, length, span start, span end
+
+    @classmethod
+    def of(cls, ids: np.ndarray, lo: int, hi: int, cols: np.ndarray | None, shift: bool) -> PassPlan:
+        a, z = shifted_window(lo, hi, shift)  # logit rows for positions lo..hi-1
+        cols = np.arange(hi - lo, dtype=np.int64) if cols is None else np.asarray(cols, dtype=np.int64)
+        s0, s1 = min(a, lo), max(z, hi)
+        return cls(a + cols, (s0, s1), np.concatenate([ids[:, :s0], ids[:, s1:]], axis=1), a - s0 + cols,
+                   (*ids.shape, s0, s1))
+
+    def stale(self, step: int, refresh: int, cache: ContextCache | None) -> bool:
+        """Whether this pass must encode: a run's first pass, a refresh, or a context the cache lacks."""
+        return (
+            step == 0
+            or bool(refresh and step % refresh == 0)
+            or cache is None
+            or cache.key != self.key
+            or not np.array_equal(cache.context_ids, self.context_ids)
+        )
 
 
 def load_exported(path: str | Path, options: RuntimeOptions | None = None):

@@ -335,10 +335,81 @@ def serve_bench(url: str, token: str | None, clients: int, requests: int, span: 
             "requests_per_s": round(len(ok) / wall, 2), "wall_s": round(wall, 2)}
 
 
+def counts(text: str, what: str) -> list[int]:
+    """``1,4,8`` as [1, 4, 8], for --clients and --batches."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise DcoderError(f"--{what} takes numbers separated by commas, e.g. 1,4,8 (not {text!r})") from None
+    if not values or min(values) < 1:
+        raise DcoderError(f"--{what} takes numbers from 1 up")
+    return values
+
+
+def start_server(model: str | None, provider: str, batch: int, span: int) -> tuple[subprocess.Popen, str]:
+    """``dcoder serve`` in a process of its own on a free loopback port, once it answers /health."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "dcoder", "serve", "--port", str(port), "--batch", str(batch),
+           "--provider", provider, "--queue", "128", *(["--model", model] if model else [])]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            lines = proc.stderr.read().strip().splitlines()
+            raise DcoderError(f"dcoder serve did not start: {lines[-1] if lines else f'exit {proc.returncode}'}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        raise DcoderError("dcoder serve did not answer /health within 300 s")
+    serve_bench(url, None, 1, 2, span)  # warm: sessions opened, first passes run
+    return proc, url
+
+
+def serve_compare(model: str | None, provider: str, batches: list[int], clients: list[int], requests: int,
+                  span: int) -> dict:
+    """The same load on servers that differ only in --batch, one after another in one run: each
+    server's throughput and latency at each client count, and the ratios to the first server's."""
+    rows = []
+    for batch in batches:
+        proc, url = start_server(model, provider, batch, span)
+        try:
+            rows += [{"batch": batch, **serve_bench(url, None, c, requests, span)} for c in clients]
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    base = {r["clients"]: r for r in rows if r["batch"] == batches[0]}
+    single_p95 = base[clients[0]]["latency_ms"]["p95"]
+    for r in rows:
+        b = base[r["clients"]]
+        r["throughput_vs_batch_%d" % batches[0]] = round(r["requests_per_s"] / b["requests_per_s"], 2)
+        if single_p95:
+            r["p95_vs_%d_client_p95" % clients[0]] = round((r["latency_ms"]["p95"] or 0) / single_p95, 2)
+    return {"model": model or "built-in", "provider": provider, "requests": requests, "max_tokens": span,
+            "rows": rows}
+
+
 def run(args) -> dict:
     """The ``dcoder bench`` command's work (see cli.py for the options)."""
+    if args.serve == "local":
+        return serve_compare(args.model, args.provider, counts(args.batches, "batches"), counts(args.clients, "clients"),
+                             args.requests, args.span)
     if args.serve:
-        return serve_bench(args.serve, None, args.clients, args.requests, args.span)
+        many = counts(args.clients, "clients")
+        rows = [serve_bench(args.serve, None, c, args.requests, args.span) for c in many]
+        return rows[0] if len(rows) == 1 else {"rows": rows}
     if args.synthetic:
         if args.workdir:
             return synthetic(args, Path(args.workdir))

@@ -56,6 +56,8 @@ class ServeConfig:
     max_document_chars: int = 200_000
     timeout_s: float = 60.0  # per request: the run stops then, the client gets 504
     queue_size: int = 16  # requests waiting for the model; more get 503
+    batch: int = 8  # requests denoised together (their step passes merged); 1: they take turns
+    batch_wait_ms: float = 2.0  # how long a step pass waits for the other running requests' steps
     cors_origins: tuple[str, ...] = ()  # none: browsers' cross-origin requests are refused
     policy_file: str | None = None  # the learned unmasking policy requests with policy "learned" get
 
@@ -70,6 +72,10 @@ class ServeConfig:
             raise DcoderError("--timeout must be in (0, 3600] seconds")
         if not 1 <= self.queue_size <= 1024:
             raise DcoderError("--queue must be from 1 to 1024")
+        if not 1 <= self.batch <= 64:
+            raise DcoderError("--batch must be from 1 to 64")
+        if not 0 <= self.batch_wait_ms <= 100:
+            raise DcoderError("--batch-wait must be from 0 to 100 ms")
         if self.token is not None and len(self.token) < 16:
             raise DcoderError("the token must be at least 16 characters")
         if self.token is None and not is_loopback(self.host):
@@ -354,11 +360,13 @@ class Metrics:
             out.append(f'dcoder_requests_total{{endpoint="{endpoint}",status="{status}"}} {n}')
         out += [
             "# TYPE dcoder_queue_depth gauge", f"dcoder_queue_depth {inference.depth}",
-            "# HELP dcoder_batch_requests requests denoised together in a run (runs are not merged yet)",
-            "# TYPE dcoder_batch_requests gauge", "dcoder_batch_requests 1",
+            "# HELP dcoder_batch_requests requests the latest step pass denoised together",
+            "# TYPE dcoder_batch_requests gauge", f"dcoder_batch_requests {inference.batch_runs}",
+            "# TYPE dcoder_running_requests gauge", f"dcoder_running_requests {inference.running}",
             "# TYPE dcoder_runs_total counter", f"dcoder_runs_total {s.runs}",
             "# TYPE dcoder_forward_passes_total counter", f"dcoder_forward_passes_total {s.forward_passes}",
             "# TYPE dcoder_generated_tokens_total counter", f"dcoder_generated_tokens_total {s.generated_tokens}",
+            "# HELP dcoder_busy_seconds_total seconds of runs, summed over requests denoised together",
             "# TYPE dcoder_busy_seconds_total counter", f"dcoder_busy_seconds_total {s.busy_seconds}",
             "# TYPE dcoder_tokens_per_second gauge", f"dcoder_tokens_per_second {s.last_tokens_per_second}",
             "# HELP dcoder_replayed_total requests answered by the run of an earlier attempt with their Idempotency-Key",
@@ -433,7 +441,7 @@ def create_app(engine: Engine, config: ServeConfig, model_id: str) -> FastAPI:
     from dcoder.engine.policy import load_policy
 
     learned = None if config.policy_file is None else load_policy(config.policy_file, engine.folder)
-    inference = InferenceQueue(engine, config.queue_size)
+    inference = InferenceQueue(engine, config.queue_size, config.batch, config.batch_wait_ms / 1000)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -613,5 +621,9 @@ def serve(engine: Engine, config: ServeConfig, model_id: str) -> None:
     except ImportError:
         raise DcoderError("dcoder serve needs FastAPI and uvicorn: pip install 'dcoder-diffusion[serve]'") from None
     app = create_app(engine, config, model_id)
+    if app.state.inference.not_merged:
+        import sys
+
+        sys.stderr.write(f"dcoder: requests take turns: the model is {app.state.inference.not_merged}\n")
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=5)
