@@ -78,8 +78,8 @@ def test_javascript_names_in_scope_with_this_fields():
 
 
 def test_a_language_without_locals_scm_has_no_names():
-    doc = syntax.parse("fn main() { let x = 1; }", "rust")
-    assert names_at(doc, 12) == () and names_at(None, 0) == ()
+    doc = syntax.parse("local x = 1", "lua")
+    assert names_at(doc, 6) == () and names_at(None, 0) == ()
 
 
 def _uniform(tokenizer: Tokenizer, rows: int, favourite: str) -> np.ndarray:

@@ -76,19 +76,22 @@ def helper(capture: str) -> bool:
     return capture.startswith("_")
 
 
-# Predicates tree-sitter checks itself, and the one dcoder adds (``kind_predicate``).
+# Predicates tree-sitter checks itself, and the ones dcoder adds (``kind_predicate``).
 PREDICATES = frozenset({"eq?", "not-eq?", "any-eq?", "any-not-eq?", "match?", "not-match?", "any-match?",
-                        "any-not-match?", "any-of?", "not-any-of?", "set!", "is?", "is-not?", "not-kind-eq?"})
+                        "any-not-match?", "any-of?", "not-any-of?", "set!", "is?", "is-not?",
+                        "kind-eq?", "not-kind-eq?"})
 _PREDICATE = re.compile(r"\(#([\w-]+[?!])")
 
 
 def kind_predicate(name: str, args, pattern: int, captures) -> bool:
     """``(#not-kind-eq? @capture type ...)``, as nvim-treesitter's: the captured node is none of
-    the types. The types are plain words, so a file another grammar inherits may name that
-    grammar's node types (C leaves C++'s lambdas to cpp/regions.scm)."""
+    the types; ``(#kind-eq? ...)``: it is one of them. The types are plain words, so a file
+    another grammar inherits may name that grammar's node types (C leaves C++'s lambdas to
+    cpp/regions.scm), and ``(_) @x (#kind-eq? @x t)`` takes a child that the inheriting
+    grammar's parent node cannot have (tree-sitter refuses ``(parent (t))`` there)."""
     (capture, _), *types = args
     kinds = {word for word, _ in types}
-    return all(node.type not in kinds for node in captures.get(capture, ()))
+    return all((node.type in kinds) == (name == "kind-eq?") for node in captures.get(capture, ()))
 
 
 # Grammars that extend another one's node types and share its query file.
@@ -107,14 +110,15 @@ def grammar_dir(language: str, file: str = QUERY_FILE) -> Path | None:
 _INHERITS = re.compile(r";+\s*inherits\s*:(.*)")
 
 
-def query_files(language: str) -> dict[Path, str]:
-    """The text of ``language``'s regions.scm and of the files it inherits (``; inherits: a,b`` on
-    its first line), inherited ones first: depth first, in the order listed, each file once.
-    Empty when the language has no query file."""
-    folder = grammar_dir(language)
+def query_files(language: str, file: str = QUERY_FILE) -> dict[Path, str]:
+    """The text of ``language``'s query ``file`` (regions.scm, locals.scm) and of the files it
+    inherits (``; inherits: a,b`` on its first line: the same file of those languages), inherited
+    ones first: depth first, in the order listed, each file once. Empty when the language has no
+    such file."""
+    folder = grammar_dir(language, file)
     files: dict[Path, str] = {}
     if folder is not None:
-        _gather(folder / QUERY_FILE, (), files)
+        _gather(folder / file, (), files)
     return files
 
 
@@ -134,10 +138,10 @@ def _gather(path: Path, chain: tuple[Path, ...], files: dict[Path, str]) -> None
     if not all(parents):
         raise DcoderError(f"{path}:1: '; inherits:' wants language names separated by commas")
     for parent in parents:
-        folder = grammar_dir(parent)
+        folder = grammar_dir(parent, path.name)
         if folder is None:
-            raise DcoderError(f"{path}: inherits {parent!r}, which has no grammars/{parent}/{QUERY_FILE}")
-        _gather(folder / QUERY_FILE, (*chain, path), files)
+            raise DcoderError(f"{path}: inherits {parent!r}, which has no grammars/{parent}/{path.name}")
+        _gather(folder / path.name, (*chain, path), files)
     files[path] = text
 
 
@@ -168,6 +172,19 @@ def grammar(language: str | None) -> Grammar | None:
     files = query_files(language)
     if not files:
         return Grammar(language, ts_language, None, {})
+    query = compile_query(ts_language, files, CAPTURES)
+    inside = {}
+    for i in range(query.pattern_count):
+        names = [v for k, v in query.pattern_settings(i).items() if k == "inside"]
+        if names:
+            inside[i] = frozenset(names)
+    return Grammar(language, ts_language, query, inside)
+
+
+def compile_query(ts_language, files: dict[Path, str], captures: frozenset[str]):
+    """The tree_sitter.Query of ``files`` (from ``query_files``); one DcoderError naming the file
+    whose patterns do not compile, or that uses a predicate or a capture name outside
+    ``PREDICATES`` and ``captures``."""
     from tree_sitter import Query, QueryError
 
     path = next(reversed(files))
@@ -180,15 +197,10 @@ def grammar(language: str | None) -> Grammar | None:
         if unknown:
             raise DcoderError(f"{part}: unknown predicate(s) {', '.join('#' + u for u in unknown)} (see grammars/README.md)")
     names = {query.capture_name(i) for i in range(query.capture_count)}
-    unknown = sorted({n for n in names if not helper(n)} - CAPTURES)
+    unknown = sorted({n for n in names if not helper(n)} - captures)
     if unknown:
         raise DcoderError(f"{path}: unknown capture name(s) {', '.join(unknown)} (see grammars/README.md)")
-    inside = {}
-    for i in range(query.pattern_count):
-        names = [v for k, v in query.pattern_settings(i).items() if k == "inside"]
-        if names:
-            inside[i] = frozenset(names)
-    return Grammar(language, ts_language, query, inside)
+    return query
 
 
 def _code(text: str) -> str:

@@ -10,56 +10,82 @@ import functools
 import re
 from dataclasses import dataclass
 
-from dcoder.errors import DcoderError
 from dcoder.syntax.document import Document
-from dcoder.syntax.languages import grammar_dir
+from dcoder.syntax.languages import compile_query, kind_predicate, query_files
 
 LOCALS_FILE = "locals.scm"
+CAPTURES = frozenset({"local.scope", "local.definition", "local.definition.field", "local.reference"})
 MAX_NAMES = 4096  # a generated file may define more; the nearest scopes' names come first
 # Depth of the nodes a module-level definition's pattern starts at (module > statement > assignment).
 TOP_DEPTH = 2
 _NAME = re.compile(r"[^\W\d]\w*")
-_CLASS_TYPES = ("class_definition", "class_declaration", "class")
+# The scopes whose fields a ``self.x``/``this.x`` in a nested method sets (Python, JavaScript,
+# TypeScript, Java, Ruby).
+_CLASS_TYPES = ("class_definition", "class_declaration", "abstract_class_declaration", "class",
+                "enum_declaration", "record_declaration")
+# Fields that lead from a scope node to its own name: a function's or class's ``name``, and the
+# chain of C declarators (``char *f(...)``: pointer_declarator > function_declarator > identifier).
+_NAME_FIELDS = ("name", "declarator")
+_SIGILS = "@:"  # Ruby's @size, @@count and :size are the word size to the sampler
 
 
 @functools.cache
 def _query(language: str):
-    """The language's locals query; None when it has no locals.scm."""
-    from tree_sitter import Query, QueryError
-
+    """The language's locals query (with the locals.scm files it inherits); None when it has no
+    locals.scm."""
     from dcoder.syntax.languages import grammar
 
-    folder, g = grammar_dir(language, LOCALS_FILE), grammar(language)
-    if folder is None or g is None:
+    files, g = query_files(language, LOCALS_FILE), grammar(language)
+    if not files or g is None:
         return None
-    path = folder / LOCALS_FILE
-    try:
-        return Query(g.language, path.read_text(encoding="utf-8"))
-    except QueryError as exc:
-        raise DcoderError(f"{path}: {exc}") from None
+    return compile_query(g.language, files, CAPTURES)
 
 
 @dataclass(frozen=True)
 class _Scopes:
     spans: tuple[tuple[int, int], ...]  # byte range of each scope node
     defined: tuple[tuple[str, int], ...]  # (name, index of the scope it is defined in)
-    fields: tuple[tuple[str, int], ...]  # (attribute, index of its class scope, -1 outside a class)
+    fields: tuple[tuple[str, int], ...]  # (field, index of its class scope; outside a class, of its scope)
     free: tuple[str, ...]  # names read in the file and defined in no scope but the outermost
 
 
 def _text(node) -> str:
-    return node.text.decode("utf-8", "replace")
+    return node.text.decode("utf-8", "replace").lstrip(_SIGILS)
 
 
-def _owner(node, index: dict[int, int], own_name: bool) -> int:
+def _own_names(scope_nodes: list) -> dict[int, object]:
+    """Each scope node's own names (the nodes reached from it through ``_NAME_FIELDS`` only, not
+    through another scope), by node id: the scope node they name. Walked down from the scopes,
+    as asking a node's parent for its fields scans all of a file's top-level statements."""
+    scopes = {n.id for n in scope_nodes}
+    own: dict[int, object] = {}
+    todo = [(n, n) for n in scope_nodes]
+    while todo:
+        node, scope = todo.pop()
+        for field in _NAME_FIELDS:
+            for child in node.children_by_field_name(field):
+                if child.id not in scopes:
+                    own[child.id] = scope
+                    todo.append((child, scope))
+    return own
+
+
+def _owner(node, index: dict[int, int], own: dict[int, object]) -> int:
     """The scope a definition belongs to: the innermost scope node around it (for a function's
     or class's own name, the one around that definition)."""
-    parent = node.parent
-    if own_name and parent is not None and parent.id in index:
-        parent = parent.parent
+    parent = own.get(node.id, node).parent
     while parent is not None and parent.id not in index:
         parent = parent.parent
     return index[parent.id] if parent is not None else -1
+
+
+def _class_of(node, index: dict[int, int], own: dict[int, object]) -> int:
+    """The scope a field belongs to: the nearest class around it (a ``self.x`` in a method is
+    the class's), or else the innermost scope (a Go or C struct's fields are its file's)."""
+    up = node.parent
+    while up is not None and not (up.type in _CLASS_TYPES and up.id in index):
+        up = up.parent
+    return index[up.id] if up is not None else _owner(node, index, own)
 
 
 def _captures(doc: Document, query, around: tuple[int, int] | None) -> dict[str, list]:
@@ -70,12 +96,12 @@ def _captures(doc: Document, query, around: tuple[int, int] | None) -> dict[str,
 
     top = QueryCursor(query)
     top.set_max_start_depth(TOP_DEPTH)
-    found = top.captures(doc.tree.root_node)
+    found = top.captures(doc.tree.root_node, predicate=kind_predicate)
     if around is not None:
         inner = QueryCursor(query)
         inner.set_byte_range(*around)
         seen = {n.id for nodes in found.values() for n in nodes}
-        for name, nodes in inner.captures(doc.tree.root_node).items():
+        for name, nodes in inner.captures(doc.tree.root_node, predicate=kind_predicate).items():
             found.setdefault(name, []).extend(n for n in nodes if n.id not in seen)
     return found
 
@@ -88,16 +114,9 @@ def _scopes(doc: Document, around: tuple[int, int] | None) -> _Scopes | None:
     captures = _captures(doc, query, around)
     scope_nodes = sorted(captures.get("local.scope", []), key=lambda n: (n.start_byte, -n.end_byte))
     index = {n.id: i for i, n in enumerate(scope_nodes)}
-    defined = []
-    for node in captures.get("local.definition", []):
-        own = node.parent is not None and node.parent.id in index
-        defined.append((_text(node), _owner(node, index, own)))
-    fields = []
-    for node in captures.get("local.definition.field", []):
-        up = node.parent
-        while up is not None and up.type not in _CLASS_TYPES:
-            up = up.parent
-        fields.append((_text(node), index.get(up.id, -1) if up is not None else -1))
+    own = _own_names(scope_nodes)
+    defined = [(_text(node), _owner(node, index, own)) for node in captures.get("local.definition", [])]
+    fields = [(_text(node), _class_of(node, index, own)) for node in captures.get("local.definition.field", [])]
     inner = {name for name, scope in defined if scope > 0}
     free = sorted({_text(n) for n in captures.get("local.reference", [])} - inner)
     return _Scopes(tuple((n.start_byte, n.end_byte) for n in scope_nodes), tuple(defined), tuple(fields), tuple(free))

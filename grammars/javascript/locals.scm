@@ -21,13 +21,15 @@
 
 (function_declaration name: (identifier) @local.definition)
 (generator_function_declaration name: (identifier) @local.definition)
-(class_declaration name: (identifier) @local.definition)
+(class_declaration name: (_) @local.definition)  ; a type_identifier in TypeScript
 (method_definition name: (property_identifier) @local.definition)
-(field_definition property: (property_identifier) @local.definition)
+; a field_definition, named without its node type: TypeScript, which inherits this file, has none
+(class_body (_ property: (property_identifier) @local.definition))
 
-(formal_parameters (identifier) @local.definition)
-(formal_parameters (assignment_pattern left: (identifier) @local.definition))
-(formal_parameters (rest_pattern (identifier) @local.definition))
+; TypeScript wraps each parameter in a required_parameter: these compile for both grammars
+(formal_parameters (_) @local.definition (#kind-eq? @local.definition identifier))
+(assignment_pattern left: (identifier) @local.definition)
+(rest_pattern (identifier) @local.definition)
 (arrow_function parameter: (identifier) @local.definition)
 (object_pattern (shorthand_property_identifier_pattern) @local.definition)
 (array_pattern (identifier) @local.definition)
