@@ -47,10 +47,10 @@ class RayConfig:
             raise DcoderError("--cpus-per-replica must be in (0, 256]")
 
     def deployment_options(self, serve: ServeConfig) -> dict:
-        """Ray Serve's options for the deployment. A replica takes one running request and its
-        queue; Ray's proxies hold at most one more queue's worth, then answer 503."""
+        """Ray Serve's options for the deployment. A replica takes its running requests (``--batch``)
+        and its queue; Ray's proxies hold at most one more queue's worth, then answer 503."""
         options = {"ray_actor_options": {"num_cpus": self.cpus_per_replica, "num_gpus": self.gpus_per_replica},
-                   "max_ongoing_requests": serve.queue_size + 1, "max_queued_requests": serve.queue_size,
+                   "max_ongoing_requests": serve.queue_size + serve.batch, "max_queued_requests": serve.queue_size,
                    "health_check_period_s": 2, "graceful_shutdown_timeout_s": serve.timeout_s,
                    "max_constructor_retry_count": 3, "logging_config": QUIET}
         if self.min_replicas is None:
