@@ -32,6 +32,9 @@ from dcoder.engine.runtime import ContextCache, OnnxBackend, PassPlan
 from dcoder.errors import DcoderError
 
 ELEMENT = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+# Cached tokens per row of the shared cache: a model's 32k context would make each row of a 7B
+# model 1.9 GB; a run with a longer context runs alone.
+MAX_CACHED = 4096
 
 
 class SlotCache:
@@ -45,10 +48,13 @@ class SlotCache:
         self.dtype = ELEMENT[key.type]
         self.rows, self.length, self.layers = rows, length, backend.manifest.num_layers
         self.device, self.device_id = backend.device, backend.options.device_id
-        # zeroed: a masked key still enters the product q.k, and garbage could be NaN
-        zeros = np.zeros((rows, self.kv, length, self.head_dim), dtype=self.dtype)
-        self.buffers = [backend.ort.OrtValue.ortvalue_from_numpy(zeros.copy(), self.device, self.device_id)
-                        for _ in range(2 * self.layers)]
+        # zeroed: a masked key still enters the product q.k, and garbage could be NaN. On the CPU
+        # each buffer is its own (lazily zeroed) array; a device copies one host array.
+        shape = (rows, self.kv, length, self.head_dim)
+        host = None if self.device == "cpu" else np.zeros(shape, dtype=self.dtype)
+        self.buffers = [backend.ort.OrtValue.ortvalue_from_numpy(
+            np.zeros(shape, dtype=self.dtype) if host is None else host, self.device, self.device_id)
+            for _ in range(2 * self.layers)]
         self.row_bytes = self.kv * length * self.head_dim * np.dtype(self.dtype).itemsize
         self.free = np.ones(rows, dtype=bool)
 
@@ -109,7 +115,7 @@ class Merger:
 
     ``rows``: batch rows the shared cache holds (every open run's candidates); ``wait``: seconds a
     pass waits for the other open runs to ask for theirs; ``length``: cached tokens per row (the
-    model's context by default).
+    model's context, at most ``MAX_CACHED``, by default).
     """
 
     def __init__(self, backend: OnnxBackend, rows: int, wait: float, length: int | None = None):
@@ -117,7 +123,7 @@ class Merger:
             raise DcoderError(f"{backend.manifest.folder} was exported without the step graph's attention mask, "
                               "which merging runs needs: export it again (dcoder export)")
         self.backend = backend
-        self.slots = SlotCache(backend, rows, length or backend.manifest.max_context)
+        self.slots = SlotCache(backend, rows, length or min(backend.manifest.max_context, MAX_CACHED))
         self.wait = wait
         self.stats = MergeStats()
         self._pad = backend.manifest.tokens.mask

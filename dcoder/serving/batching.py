@@ -22,7 +22,9 @@ from dcoder.engine.merge import Merger
 from dcoder.engine.runtime import OnnxBackend
 from dcoder.infill import InfillResult, Progress
 
-ROWS_PER_RUN = 4  # the merged cache holds this many candidate rows per worker; a run with more steps alone
+# Rows of the merged cache per worker: two candidates each (a 7B model's row of 4,096 tokens is
+# 235 MB); a run with more candidates than there are free rows runs its passes alone.
+ROWS_PER_RUN = 2
 
 
 class QueueFull(Exception):

@@ -621,9 +621,14 @@ def serve(engine: Engine, config: ServeConfig, model_id: str) -> None:
     except ImportError:
         raise DcoderError("dcoder serve needs FastAPI and uvicorn: pip install 'dcoder-diffusion[serve]'") from None
     app = create_app(engine, config, model_id)
-    if app.state.inference.not_merged:
-        import sys
+    import sys
 
-        sys.stderr.write(f"dcoder: requests take turns: the model is {app.state.inference.not_merged}\n")
+    inference = app.state.inference
+    if inference.not_merged:
+        sys.stderr.write(f"dcoder: requests take turns: the model is {inference.not_merged}\n")
+    elif inference.merger is not None:
+        slots = inference.merger.slots
+        sys.stderr.write(f"dcoder: up to {inference.workers} requests denoised together; their cache: "
+                         f"{slots.rows} rows of {slots.length} tokens, {slots.nbytes / 2**20:.0f} MiB\n")
     uvicorn.run(app, host=config.host, port=config.port, log_level="warning", access_log=False,
                 timeout_graceful_shutdown=5)
