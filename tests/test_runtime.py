@@ -326,6 +326,9 @@ def test_bench_compares_with_torch_without_the_source_checkpoint(exported, tmp_p
     # an fp32 model on the CPU: the sgemm ceiling ran in the same rotation
     assert figures["sgemm_gflops_per_s"] > 0 and figures["ort_vs_torch_bound"] > 0
     assert figures["full_pass_gflop"] == pytest.approx(figures["ort_full_pass_gflops_per_s"] * figures["ort_full_pass_ms_alternating"] / 1000)
+    # eight runs' steps merged into one pass, timed against one run's step
+    assert figures["merged_runs"] == 8 and figures["merged_step_ms"] > 0
+    assert figures["merged_step_vs_one_run"] == pytest.approx(figures["merged_step_ms"] / figures["cached_step_ms"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.json", "m"]
 
 

@@ -197,6 +197,46 @@ def torch_comparison(backend, checkpoint: Path | None, ids: np.ndarray, threads:
     return out
 
 
+MERGED_RUNS = 8  # runs in the benchmark's merged step pass: dcoder serve's default --batch
+
+
+def merged_step_ms(backend, ids: np.ndarray, lo: int, span: int, runs: int, repeats: int) -> float:
+    """Median ms of one step pass carrying ``runs`` runs' spans (dcoder/engine/merge.py), each run
+    on a thread of its own asking for its step at the same moment, as a server's requests do."""
+    import threading
+
+    from dcoder.engine.merge import Merger
+
+    merger = Merger(backend, rows=runs, wait=1.0, length=ids.shape[1] - span)
+    backends = [merger.open() for _ in range(runs)]
+    go, done = threading.Barrier(runs + 1), threading.Barrier(runs + 1)
+    rounds = repeats + 2  # the first encodes, the second warms the merged pass
+
+    def run(b):
+        for step in range(rounds):
+            go.wait()
+            b.predict(ids, lo, lo + span, step)
+            done.wait()
+
+    threads = [threading.Thread(target=run, args=(b,), daemon=True) for b in backends]
+    for t in threads:
+        t.start()
+    times = []
+    try:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            go.wait()
+            done.wait()
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        for t in threads:
+            t.join(timeout=60)
+        for b in backends:
+            b.close()
+        merger.close()
+    return statistics.median(times[2:])
+
+
 def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span: int = 32, repeats: int = 5,
           threshold: float = 0.9, cache_refresh: int = 0, provider: str = "auto", threads: int | None = None,
           steps: int | None = None) -> dict:
@@ -224,6 +264,11 @@ def bench(model: Path, checkpoint: Path | None = None, context: int = 2048, span
     out["cached_step_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, next(step)), repeats)
     out["encode_ms"] = median_ms(lambda: backend.predict(ids, lo, lo + span, 0), repeats)
     out["cached_step_speedup"] = out["full_pass_ms"] / out["cached_step_ms"]
+    if backend.takes_mask:
+        out["merged_runs"] = MERGED_RUNS
+        out["merged_step_ms"] = merged_step_ms(backend, ids, lo, span, MERGED_RUNS, repeats)
+        # 8 would mean merging saves nothing; 1, that the other runs ride for free
+        out["merged_step_vs_one_run"] = out["merged_step_ms"] / out["cached_step_ms"]
 
     out.update(torch_comparison(backend, checkpoint, ids, threads, repeats, out["full_pass_gflop"]))
 
