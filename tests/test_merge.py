@@ -129,3 +129,21 @@ def test_a_run_that_stops_leaves_the_others_running():
         merger.close()
     assert results[0].cancelled and not results[1].cancelled and not results[2].cancelled
     assert results[1].text == infill(engine, *CASES[1][:1], [CASES[1][1]], options).text
+
+
+def test_a_failing_pass_fails_its_runs_and_the_merger_goes_on(monkeypatch):
+    engine = load_exported(BUILTIN_MODEL)
+    options = InfillOptions(language="python", sampler=SamplerConfig(steps=4), max_tokens=4)
+    merger = Merger(engine.backend, rows=8, wait=0.05)
+    try:
+        def broken(*args, **kwargs):
+            raise RuntimeError("the device is gone")
+
+        monkeypatch.setattr(engine.backend, "step_with", broken)
+        with pytest.raises(RuntimeError, match="the device is gone"):
+            concurrent_infills(engine, merger, CASES[:2], options)
+        monkeypatch.undo()
+        assert [r.text for r in concurrent_infills(engine, merger, CASES[:2], options)] == \
+            [infill(engine, text, [span], options).text for text, span in CASES[:2]]
+    finally:
+        merger.close()

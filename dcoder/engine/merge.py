@@ -190,7 +190,13 @@ class Merger:
                     ask.error = exc
                     ask.done.set()
             if steps:
-                self._merged(steps)
+                try:
+                    self._merged(steps)
+                except BaseException as exc:  # a failed pass fails its runs, never the thread they wait on
+                    for ask in steps:
+                        if not ask.done.is_set():
+                            ask.error = exc
+                            ask.done.set()
 
     def _alone_or_encode(self, ask: _Ask) -> bool:
         """Serve ``ask`` now unless it is a step that joins the merged pass (then True)."""
@@ -250,14 +256,8 @@ class Merger:
             positions[r:r + n] = np.arange(s0, s0 + width)
             mask[r:r + n, :context] = True
             mask[r:r + n, length:length + s1 - s0] = True
-        try:
-            out = self.backend.step_with(ids, positions, rows, mask,
-                                         lambda binding: self.slots.bind(binding, False, first, count))
-        except BaseException as exc:
-            for a in steps:
-                a.error = exc
-                a.done.set()
-            return
+        out = self.backend.step_with(ids, positions, rows, mask,
+                                     lambda binding: self.slots.bind(binding, False, first, count))
         self.stats.step_passes += 1
         self.stats.step_runs += len(steps)
         self.stats.last_runs = len(steps)
