@@ -162,7 +162,8 @@ def test_oversized_body_unknown_endpoint_wrong_method(client):
 
 def test_flood_gets_503_and_others_still_served(engine):
     """More requests than queue places: the rest get 503 at once; every answer is JSON, the server stays up."""
-    running = Running(engine, ServeConfig(port=free_port(), queue_size=1, timeout_s=30))
+    # room for three: two running together, one waiting
+    running = Running(engine, ServeConfig(port=free_port(), queue_size=1, batch=2, timeout_s=30))
     try:
         slow = fill_request(max_tokens=32, sampler={"steps": 32}, candidates=4)
         results = []
