@@ -147,3 +147,24 @@ def test_a_failing_pass_fails_its_runs_and_the_merger_goes_on(monkeypatch):
             [infill(engine, text, [span], options).text for text, span in CASES[:2]]
     finally:
         merger.close()
+
+
+def test_a_run_whose_context_outgrows_its_rows_goes_on_alone(exported):
+    """Rows hold the first context; a later encode with a longer one gives the rows back and runs
+    alone, with what a backend of its own gives."""
+    engine = load_exported(exported("dream"))
+    ids, lo = rows_of(engine, *CASES[0], width=6, batch=1)
+    longer = np.concatenate([ids, ids[:, :8]], axis=1)  # eight more tokens of suffix
+    calls = [(ids, 0), (ids, 1), (longer, 0), (longer, 1)]
+    solo = load_exported(exported("dream")).backend
+    want = [solo.predict(x, lo, lo + 6, step) for x, step in calls]
+    merger = Merger(engine.backend, rows=4, wait=0.01, length=ids.shape[1] - 6)
+    try:
+        with merger.open() as backend:
+            got = [backend.predict(x, lo, lo + 6, step) for x, step in calls]
+            assert backend.slot is None and backend.alone is not None
+        assert merger.slots.free.all()
+    finally:
+        merger.close()
+    for g, w in zip(got, want):
+        assert np.abs(g - w).max() <= 1e-4

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dcoder.engine.runtime import ContextCache, OnnxBackend, PassPlan
+from dcoder.engine.runtime import ContextCache, OnnxBackend, PassPlan, context_positions
 from dcoder.errors import DcoderError
 
 ELEMENT = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
@@ -209,11 +209,11 @@ class Merger:
             return True
         self.stats.alone_passes += 1
         if run.alone is None or plan.stale(ask.step, refresh, run.alone):  # an encode: into shared rows if they fit
+            fits = plan.context_ids.shape[1] <= self.slots.length and len(ids) <= self.slots.rows
             with self._cond:
-                if run.slot is not None and run.rows != len(ids):
+                if run.slot is not None and (run.rows != len(ids) or not fits):
                     self.slots.give(run.slot, run.rows)
                     run.slot = None
-                fits = plan.context_ids.shape[1] <= self.slots.length and len(ids) <= self.slots.rows
                 if run.slot is None and fits:
                     run.slot = self.slots.take(len(ids))
                 run.rows = len(ids)
@@ -224,10 +224,9 @@ class Merger:
             finally:
                 run.alone, b.cache = b.cache, None
         run.alone = None
-        s0, s1 = plan.span
         # padded with token 0's keys and values: finite, and hidden by the step's mask
         context = np.zeros(self.slots.length, dtype=np.int64)
-        context[:plan.context_ids.shape[1]] = np.concatenate([np.arange(s0), np.arange(s1, ids.shape[1])])
+        context[:plan.context_ids.shape[1]] = context_positions(plan.span, ids.shape[1])
         logprobs, _ = b.encode_into(ids, plan.rows, context, lambda binding: self.slots.bind(binding, True, run.slot, run.rows))
         run.cache = ContextCache(plan.key, plan.context_ids, [])
         return self._answer(ask, logprobs)

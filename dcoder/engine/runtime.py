@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import io
 import os
 import sys
@@ -223,7 +224,7 @@ class OnnxBackend:
         finally:
             self.cache = None
 
-    @property
+    @functools.cached_property
     def takes_mask(self) -> bool:
         """Whether the step graph takes an attention mask (folders exported before it did not),
         which spans of several runs need to share a pass (``merge.py``)."""
@@ -319,7 +320,7 @@ class OnnxBackend:
 
     def encode(self, ids: np.ndarray, rows: np.ndarray, span: tuple[int, int], context_ids: np.ndarray):
         """Whole sequence: log-probabilities of ``rows``, and the cache of every token outside ``span``."""
-        context = np.concatenate([np.arange(span[0]), np.arange(span[1], ids.shape[1])]).astype(np.int64)
+        context = context_positions(span, ids.shape[1])
 
         def bind_cache(binding):
             for i in range(self.manifest.num_layers):
@@ -377,6 +378,11 @@ class OnnxBackend:
             binding.bind_output("logprobs", "cpu")
             sess.run_with_iobinding(binding, run_options)
             return binding.get_outputs()[0].numpy()
+
+
+def context_positions(span: tuple[int, int], length: int) -> np.ndarray:
+    """Positions of the tokens outside ``span`` in a sequence of ``length``: what the cache holds."""
+    return np.concatenate([np.arange(span[0]), np.arange(span[1], length)]).astype(np.int64)
 
 
 @dataclass(frozen=True)

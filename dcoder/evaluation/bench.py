@@ -209,14 +209,23 @@ def merged_step_ms(backend, ids: np.ndarray, lo: int, span: int, runs: int, repe
 
     merger = Merger(backend, rows=runs, wait=1.0, length=ids.shape[1] - span)
     backends = [merger.open() for _ in range(runs)]
-    go, done = threading.Barrier(runs + 1), threading.Barrier(runs + 1)
+    # bounded: a pass that fails breaks the barriers instead of leaving the others waiting
+    go, done = threading.Barrier(runs + 1, timeout=300), threading.Barrier(runs + 1, timeout=300)
     rounds = repeats + 2  # the first encodes, the second warms the merged pass
+    errors: list[BaseException] = []
 
     def run(b):
-        for step in range(rounds):
-            go.wait()
-            b.predict(ids, lo, lo + span, step)
-            done.wait()
+        try:
+            for step in range(rounds):
+                go.wait()
+                b.predict(ids, lo, lo + span, step)
+                done.wait()
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as exc:
+            errors.append(exc)
+            go.abort()
+            done.abort()
 
     threads = [threading.Thread(target=run, args=(b,), daemon=True) for b in backends]
     for t in threads:
@@ -228,7 +237,13 @@ def merged_step_ms(backend, ids: np.ndarray, lo: int, span: int, runs: int, repe
             go.wait()
             done.wait()
             times.append((time.perf_counter() - started) * 1000)
+    except threading.BrokenBarrierError:
+        if errors:
+            raise errors[0] from None
+        raise DcoderError("the merged step pass did not finish within 300 s") from None
     finally:
+        go.abort()
+        done.abort()
         for t in threads:
             t.join(timeout=60)
         for b in backends:
@@ -401,23 +416,39 @@ def start_server(model: str | None, provider: str, batch: int, span: int) -> tup
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "dcoder", "serve", "--port", str(port), "--batch", str(batch),
            "--provider", provider, "--queue", "128", *(["--model", model] if model else [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # its messages go to a file: a pipe nobody reads while the bench runs could fill and stall it
+    log = tempfile.TemporaryFile("w+", encoding="utf-8")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            lines = proc.stderr.read().strip().splitlines()
-            raise DcoderError(f"dcoder serve did not start: {lines[-1] if lines else f'exit {proc.returncode}'}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise DcoderError("dcoder serve did not answer /health within 300 s")
-    serve_bench(url, None, 1, 2, span)  # warm: sessions opened, first passes run
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                log.seek(0)
+                lines = log.read().strip().splitlines()
+                raise DcoderError(f"dcoder serve did not start: {lines[-1] if lines else f'exit {proc.returncode}'}")
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise DcoderError("dcoder serve did not answer /health within 300 s")
+        serve_bench(url, None, 1, 2, span)  # warm: sessions opened, first passes run
+    except BaseException:
+        stop_server(proc)
+        raise
+    finally:
+        log.close()
     return proc, url
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def serve_compare(model: str | None, provider: str, batches: list[int], clients: list[int], requests: int,
@@ -430,16 +461,13 @@ def serve_compare(model: str | None, provider: str, batches: list[int], clients:
         try:
             rows += [{"batch": batch, **serve_bench(url, None, c, requests, span)} for c in clients]
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_server(proc)
     base = {r["clients"]: r for r in rows if r["batch"] == batches[0]}
     single_p95 = base[clients[0]]["latency_ms"]["p95"]
     for r in rows:
         b = base[r["clients"]]
-        r["throughput_vs_batch_%d" % batches[0]] = round(r["requests_per_s"] / b["requests_per_s"], 2)
+        if b["requests_per_s"]:  # none answered: no ratio
+            r["throughput_vs_batch_%d" % batches[0]] = round(r["requests_per_s"] / b["requests_per_s"], 2)
         if single_p95:
             r["p95_vs_%d_client_p95" % clients[0]] = round((r["latency_ms"]["p95"] or 0) / single_p95, 2)
     return {"model": model or "built-in", "provider": provider, "requests": requests, "max_tokens": span,

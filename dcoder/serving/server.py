@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 import json
 import os
+import sys
 import time
 import uuid
 from collections import OrderedDict
@@ -621,8 +622,6 @@ def serve(engine: Engine, config: ServeConfig, model_id: str) -> None:
     except ImportError:
         raise DcoderError("dcoder serve needs FastAPI and uvicorn: pip install 'dcoder-diffusion[serve]'") from None
     app = create_app(engine, config, model_id)
-    import sys
-
     inference = app.state.inference
     if inference.not_merged:
         sys.stderr.write(f"dcoder: requests take turns: the model is {inference.not_merged}\n")
